@@ -1,0 +1,43 @@
+"""Shared CLI plumbing: options, settings at the entry point, errors rendered for people."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+from birthright.errors import BirthrightError
+from birthright.settings import Settings, load_settings
+
+console = Console()
+err_console = Console(stderr=True)
+
+WorkspaceOpt = Annotated[
+    Path,
+    typer.Option(
+        "--workspace",
+        "-w",
+        envvar="BIRTHRIGHT_WORKSPACE",
+        help="Deployment folder: settings, SQLite database, dev CA material.",
+    ),
+]
+
+
+def settings_for(workspace: Path, **overrides: Any) -> Settings:
+    return load_settings(workspace, **overrides)
+
+
+def fail(error: BirthrightError) -> typer.Exit:
+    err_console.print(f"[bold red]error[/] [{error.code}] {error.message}")
+    return typer.Exit(code=2)
+
+
+def run_cli(app: typer.Typer) -> None:
+    try:
+        app()
+    except BirthrightError as e:
+        err_console.print(f"[bold red]error[/] [{e.code}] {e.message}")
+        sys.exit(2)

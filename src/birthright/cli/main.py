@@ -1,0 +1,32 @@
+"""The ``birthright`` console script."""
+
+from __future__ import annotations
+
+import typer
+
+from birthright.cli import ca, device, sim, station
+from birthright.cli.common import run_cli
+from birthright.cli.demo import demo
+from birthright.cli.serve import db_app, serve
+
+app = typer.Typer(
+    name="birthright",
+    help="Give every device a cryptographic identity at the factory.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(sim.app, name="sim")
+app.add_typer(ca.app, name="ca")
+app.add_typer(station.app, name="station")
+app.add_typer(device.app, name="device")
+app.add_typer(db_app, name="db")
+app.command()(serve)
+app.command()(demo)
+
+
+def main() -> None:
+    run_cli(app)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,92 @@
+"""Settings, parsed once at the entry point and passed in as values.
+
+Sources, strongest first: keyword arguments, ``BIRTHRIGHT_*`` environment variables, the
+workspace's ``birthright.toml``, defaults. Nothing below the entry points reads these.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from birthright.errors import ConfigError
+from birthright.workspace import Workspace
+
+SOFTHSM2_MODULE = "/usr/lib/softhsm/libsofthsm2.so"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="BIRTHRIGHT_", extra="forbid")
+
+    workspace: Path = Path("birthright-workspace")
+    database_url: str = ""
+    organization: str = "Birthright Devices"
+    product: str = "BR-SENSOR-1"
+    host: str = "127.0.0.1"
+    port: int = Field(default=8470, ge=0, le=65535)
+    #: Base URL devices and relying parties use to reach CRL and OCSP.
+    public_url: str = ""
+    #: "file": passphrase-encrypted PKCS#8 in the workspace (dev); "pkcs11": keys in a token.
+    ca_key_storage: Literal["file", "pkcs11"] = "file"
+    pkcs11_module: str = SOFTHSM2_MODULE
+    ca_token_label: str = "birthright-ca"
+    nonce_ttl_seconds: int = Field(default=60, ge=1, le=3600)
+    max_body_bytes: int = Field(default=64 * 1024, ge=1024)
+    log_level: str = "INFO"
+
+    @property
+    def ws(self) -> Workspace:
+        return Workspace(self.workspace)
+
+    @property
+    def effective_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.ws.database_file}"
+
+    @property
+    def effective_public_url(self) -> str:
+        return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
+
+
+def load_settings(workspace: Path | None = None, **overrides: Any) -> Settings:
+    """Build settings from the workspace file, the environment and ``overrides``."""
+    try:
+        probe = Settings(**({"workspace": workspace} if workspace else {}))
+        file_values: dict[str, Any] = {}
+        if probe.ws.settings_file.exists():
+            with probe.ws.settings_file.open("rb") as f:
+                file_values = tomllib.load(f)
+        env_only = Settings(workspace=probe.workspace)
+        merged = {**file_values, **_explicit_env(env_only), **overrides}
+        merged["workspace"] = probe.workspace
+        return Settings.model_validate(merged)
+    except (ValidationError, tomllib.TOMLDecodeError) as e:
+        raise ConfigError(f"invalid settings: {e}") from e
+
+
+def _explicit_env(settings: Settings) -> dict[str, Any]:
+    """Values that came from the environment (so they beat the settings file)."""
+    defaults = Settings.model_construct()
+    return {
+        k: v
+        for k, v in settings.model_dump().items()
+        if k != "workspace" and v != getattr(defaults, k)
+    }
+
+
+def write_settings_file(settings: Settings, keys: tuple[str, ...]) -> None:
+    """Persist the named settings into the workspace's ``birthright.toml``."""
+    lines = []
+    for key in keys:
+        value = getattr(settings, key)
+        if isinstance(value, bool):
+            rendered = "true" if value else "false"
+        elif isinstance(value, int):
+            rendered = str(value)
+        else:
+            rendered = '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
+        lines.append(f"{key} = {rendered}")
+    settings.ws.settings_file.write_text("\n".join(lines) + "\n")
