@@ -26,6 +26,7 @@ class Settings(BaseSettings):
     database_url: str = ""
     organization: str = "Birthright Devices"
     product: str = "BR-SENSOR-1"
+    serial_prefix: str = Field(default="BRS", pattern=r"^[A-Z0-9-]{1,16}$")
     host: str = "127.0.0.1"
     port: int = Field(default=8470, ge=0, le=65535)
     #: Base URL devices and relying parties use to reach CRL and OCSP.
@@ -33,7 +34,7 @@ class Settings(BaseSettings):
     #: "file": passphrase-encrypted PKCS#8 in the workspace (dev); "pkcs11": keys in a token.
     ca_key_storage: Literal["file", "pkcs11"] = "file"
     pkcs11_module: str = SOFTHSM2_MODULE
-    ca_token_label: str = "birthright-ca"
+    ca_token_label: str = "birthright-ca"  # noqa: S105 - a token label, not a secret
     nonce_ttl_seconds: int = Field(default=60, ge=1, le=3600)
     max_body_bytes: int = Field(default=64 * 1024, ge=1024)
     log_level: str = "INFO"

@@ -15,6 +15,8 @@ from birthright.settings import Settings, load_settings
 console = Console()
 err_console = Console(stderr=True)
 
+DEFAULT_WORKSPACE = Path("birthright-workspace")
+
 WorkspaceOpt = Annotated[
     Path,
     typer.Option(

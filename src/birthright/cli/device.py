@@ -1,7 +1,63 @@
-"""`birthright device` commands."""
+"""`birthright device` commands: the reference device agent."""
 
 from __future__ import annotations
 
-import typer
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any
 
-app = typer.Typer(help="device commands", no_args_is_help=True)
+import typer
+from rich.table import Table
+
+from birthright.cli.common import console
+from birthright.device.agent import attest as attest_once
+from birthright.errors import BirthrightError
+from birthright.station.client import BackendClient
+
+app = typer.Typer(help="Device agent commands.", no_args_is_help=True)
+
+
+def attest_devices(
+    *, devices: Path, server: str, labels: list[str] | None = None, pin: str | None = None
+) -> list[tuple[str, dict[str, Any]]]:
+    """Attest each device (all when ``labels`` is None); returns (label, verdict) pairs."""
+    from birthright.se.sim import open_device_set, read_device_pin
+
+    device_set = open_device_set(devices, pin=pin or read_device_pin(devices))
+    chosen = labels or [d.label for d in device_set.devices()]
+    results = []
+    with BackendClient(server) as backend:
+        for label in chosen:
+            with device_set.open(label) as se:
+                try:
+                    result = attest_once(se, backend, now=datetime.now(UTC))
+                except BirthrightError as e:
+                    result = {
+                        "serial": "",
+                        "verdict": "error",
+                        "checks": [],
+                        "code": e.code,
+                        "message": e.message,
+                    }
+            results.append((label, result))
+    return results
+
+
+@app.command()
+def attest(
+    devices: Annotated[Path, typer.Option("--devices", help="Folder of simulated devices.")],
+    server: Annotated[str, typer.Option("--server", help="Backend base URL.")],
+    label: Annotated[
+        list[str] | None, typer.Option("--label", help="Device label(s); default all.")
+    ] = None,
+) -> None:
+    """Prove each device's identity to the backend with a fresh, chip-signed challenge."""
+    results = attest_devices(devices=devices, server=server, labels=label)
+    table = Table("device", "serial", "verdict", "checks")
+    for name, r in results:
+        checks = ", ".join(c["id"] for c in r["checks"]) or r.get("message", "")
+        colour = "green" if r["verdict"] == "pass" else "red"
+        table.add_row(name, r["serial"], f"[{colour}]{r['verdict']}[/]", checks)
+    console.print(table)
+    if any(r["verdict"] != "pass" for _n, r in results):
+        raise typer.Exit(code=1)

@@ -2,10 +2,47 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
+import uvicorn
 
-db_app = typer.Typer(help="Database commands", no_args_is_help=True)
+from birthright.cli.common import DEFAULT_WORKSPACE, WorkspaceOpt, settings_for
+from birthright.db.migrate import upgrade
+from birthright.logs import configure_logging
+
+db_app = typer.Typer(help="Database schema commands.", no_args_is_help=True)
 
 
-def serve() -> None:
-    """Start the service (being built)."""
+@db_app.command("upgrade")
+def db_upgrade(workspace: WorkspaceOpt = DEFAULT_WORKSPACE) -> None:
+    """Apply the schema migrations to the configured database."""
+    settings = settings_for(workspace)
+    upgrade(settings.effective_database_url)
+    typer.echo("database schema is up to date")
+
+
+def serve(
+    workspace: WorkspaceOpt = DEFAULT_WORKSPACE,
+    host: Annotated[str | None, typer.Option(help="Address to bind.")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to bind.")] = None,
+    migrate: Annotated[bool, typer.Option(help="Apply migrations before serving.")] = True,
+) -> None:
+    """Start the identity service on the workspace (API docs at /docs)."""
+    from birthright.server.app import create_app
+    from birthright.server.backend import build_backend
+
+    overrides: dict[str, object] = {}
+    if host is not None:
+        overrides["host"] = host
+    if port is not None:
+        overrides["port"] = port
+    settings = settings_for(workspace, **overrides)
+    configure_logging(settings.log_level, file=settings.ws.log_dir / "service.log")
+    if migrate:
+        upgrade(settings.effective_database_url)
+    backend = build_backend(settings)
+    try:
+        uvicorn.run(create_app(backend), host=settings.host, port=settings.port, log_config=None)
+    finally:
+        backend.close()

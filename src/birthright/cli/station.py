@@ -1,7 +1,104 @@
-"""`birthright station` commands."""
+"""`birthright station` commands: register a station, provision the connected units."""
 
 from __future__ import annotations
 
-import typer
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated
 
-app = typer.Typer(help="station commands", no_args_is_help=True)
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from birthright.cli.common import DEFAULT_WORKSPACE, WorkspaceOpt, console, settings_for
+from birthright.station.client import BackendClient
+from birthright.station.line import RunSummary, provision_line
+from birthright.station.provision import Station, UnitOutcome
+
+app = typer.Typer(help="Provisioning station commands.", no_args_is_help=True)
+
+DevicesOpt = Annotated[Path, typer.Option("--devices", help="Folder of simulated devices.")]
+ServerOpt = Annotated[str, typer.Option("--server", help="Backend base URL.")]
+StationOpt = Annotated[str, typer.Option("--station-id", help="This station's registered id.")]
+
+
+@app.command()
+def register(
+    station_id: Annotated[str, typer.Argument(help="Station id, e.g. site1-line1-st1.")],
+    site: Annotated[str, typer.Option(help="Factory site.")],
+    line: Annotated[str, typer.Option(help="Production line.")],
+    workspace: WorkspaceOpt = DEFAULT_WORKSPACE,
+) -> None:
+    """Register a provisioning station (operator command, on the server's workspace)."""
+    from birthright.db.engine import make_engine, make_sessionmaker
+    from birthright.db.operations import Operations
+
+    settings = settings_for(workspace)
+    engine = make_engine(settings.effective_database_url)
+    try:
+        st = Operations(make_sessionmaker(engine)).register_station(
+            station_id, site=site, line=line, now=datetime.now(UTC)
+        )
+    finally:
+        engine.dispose()
+    console.print(f"registered station [bold]{st.station_id}[/] at {st.site} / {st.line}")
+
+
+def run_provisioning(
+    *, devices: Path, server: str, station_id: str, pin: str | None = None
+) -> RunSummary:
+    """Provision every device in ``devices`` with a live progress bar; used by the demo too."""
+    from birthright.se.sim import open_device_set, read_device_pin
+
+    device_set = open_device_set(devices, pin=pin or read_device_pin(devices))
+    labels = [d.label for d in device_set.devices()]
+    start = time.perf_counter()
+    with BackendClient(server) as backend, _progress() as progress:
+        task = progress.add_task("provisioning", total=len(labels), rate="")
+        station = Station(station_id=station_id, backend=backend)
+
+        def tick(outcome: UnitOutcome) -> None:
+            done = progress.tasks[task].completed + 1
+            rate = done / max(time.perf_counter() - start, 1e-9)
+            progress.update(task, advance=1, rate=f"{rate:5.1f} units/s")
+            if not outcome.ok:
+                progress.console.print(
+                    f"[red]✗ {outcome.label}[/] chip {outcome.chip_id}: "
+                    f"[{outcome.code}] {outcome.reason}"
+                )
+
+        outcomes = provision_line(station, labels, device_set.open, on_unit=tick)
+    return RunSummary(tuple(outcomes), time.perf_counter() - start)
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]}"),
+        TimeElapsedColumn(),
+        console=console,
+    )
+
+
+@app.command()
+def provision(
+    devices: DevicesOpt,
+    server: ServerOpt,
+    station_id: StationOpt,
+) -> None:
+    """Provision every connected secure element: key on chip, certificate, proof."""
+    summary = run_provisioning(devices=devices, server=server, station_id=station_id)
+    table = Table("device", "chip id", "serial", "result")
+    for o in summary.outcomes:
+        result = f"[green]{o.action}[/]" if o.ok else f"[red]{o.code}[/]: {o.reason}"
+        table.add_row(o.label, o.chip_id, o.serial, result)
+    console.print(table)
+    console.print(
+        f"{summary.good} good, {summary.failed} failed in {summary.seconds:.2f} s "
+        f"({summary.units_per_second:.1f} units/s)"
+    )
+    if summary.failed:
+        raise typer.Exit(code=1)

@@ -64,7 +64,7 @@ class ExternalKeySigner(ec.EllipticCurvePrivateKey):
     def private_bytes(
         self,
         encoding: serialization.Encoding,
-        format: serialization.PrivateFormat,  # noqa: A002 - name fixed by the base class
+        format: serialization.PrivateFormat,
         encryption_algorithm: serialization.KeySerializationEncryption,
     ) -> NoReturn:
         raise DeviceError("the private key lives in a secure element and cannot be exported")

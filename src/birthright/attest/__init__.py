@@ -1,0 +1,1 @@
+"""Attestation: evidence, verdicts and the verifier."""

@@ -1,0 +1,160 @@
+"""Challenge and verify: a device proves, with its chip key, that it is the unit it claims."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Literal, Protocol
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.serialization import Encoding
+
+from birthright.attest.evidence import parse_evidence
+from birthright.attest.verdict import AttestationResult, Finding
+from birthright.enrollment.model import DeviceRecord
+from birthright.errors import InputError, NotFoundError, TrustError
+from birthright.types import Nonce, ProductSerial
+
+NonceOutcome = Literal["valid", "unknown", "expired", "replayed", "wrong_device"]
+MAX_CHAIN_CERTS = 4
+
+
+class ChainMalformed(InputError):
+    code = "chain_malformed"
+
+
+class NonceStore(Protocol):
+    def issue(
+        self, nonce: Nonce, serial: ProductSerial, issued_at: datetime, expires_at: datetime
+    ) -> None: ...
+
+    def consume(self, nonce: str, serial: str, now: datetime) -> NonceOutcome:
+        """Mark the nonce used, atomically; say why not when it cannot be used."""
+        ...
+
+
+class AttestationRecords(Protocol):
+    def device(self, serial: str) -> DeviceRecord | None: ...
+    def record(self, result: AttestationResult, now: datetime) -> None: ...
+
+
+#: Raises ``TrustError`` unless ``leaf`` chains through ``intermediates`` to a trusted root.
+ChainVerifier = Callable[[x509.Certificate, Sequence[x509.Certificate], datetime], None]
+
+
+@dataclass(frozen=True)
+class Challenge:
+    nonce: Nonce
+    serial: ProductSerial
+    expires_at: datetime
+
+
+class AttestationService:
+    def __init__(
+        self,
+        *,
+        nonces: NonceStore,
+        records: AttestationRecords,
+        verify_chain: ChainVerifier,
+        clock: Callable[[], datetime],
+        nonce_ttl: timedelta,
+    ) -> None:
+        self._nonces = nonces
+        self._records = records
+        self._verify_chain = verify_chain
+        self._clock = clock
+        self._ttl = nonce_ttl
+
+    def challenge(self, serial: str) -> Challenge:
+        if self._records.device(serial) is None:
+            raise NotFoundError(f"no enrolled device has serial {serial!r}", code="device_unknown")
+        now = self._clock()
+        nonce = Nonce(secrets.token_urlsafe(32))
+        self._nonces.issue(nonce, ProductSerial(serial), now, now + self._ttl)
+        return Challenge(nonce, ProductSerial(serial), now + self._ttl)
+
+    def verify(
+        self, *, evidence: bytes, signature: bytes, chain: Sequence[bytes]
+    ) -> AttestationResult:
+        parsed = parse_evidence(evidence)
+        certs = _parse_chain(chain)
+        now = self._clock()
+        leaf, intermediates = certs[0], certs[1:]
+        findings = [
+            self._nonce_finding(self._nonces.consume(parsed.nonce, parsed.serial, now)),
+            self._chain_finding(leaf, intermediates, now),
+            _signature_finding(leaf, signature, evidence),
+            *_device_findings(self._records.device(parsed.serial), leaf),
+        ]
+        result = AttestationResult(serial=parsed.serial, findings=tuple(findings))
+        self._records.record(result, now)
+        return result
+
+    def _chain_finding(
+        self, leaf: x509.Certificate, intermediates: Sequence[x509.Certificate], now: datetime
+    ) -> Finding:
+        try:
+            self._verify_chain(leaf, intermediates, now)
+        except TrustError as e:
+            return Finding("chain", "fail", "chain.untrusted", e.message)
+        return Finding("chain", "pass", "chain.valid", "chains to the factory root")
+
+    @staticmethod
+    def _nonce_finding(outcome: NonceOutcome) -> Finding:
+        messages = {
+            "valid": "issued by us, unexpired, now used",
+            "unknown": "this nonce was never issued",
+            "expired": "this nonce expired before it was used",
+            "replayed": "this nonce was already used",
+            "wrong_device": "this nonce was issued to another device",
+        }
+        status = "pass" if outcome == "valid" else "fail"
+        return Finding("nonce", status, f"nonce.{outcome}", messages[outcome])
+
+
+def _parse_chain(chain: Sequence[bytes]) -> list[x509.Certificate]:
+    if not 1 <= len(chain) <= MAX_CHAIN_CERTS:
+        raise ChainMalformed(f"the chain must hold 1 to {MAX_CHAIN_CERTS} certificates")
+    certs = []
+    for item in chain:
+        try:
+            if item.lstrip().startswith(b"-----BEGIN"):
+                certs.append(x509.load_pem_x509_certificate(item))
+            else:
+                certs.append(x509.load_der_x509_certificate(item))
+        except ValueError as e:
+            raise ChainMalformed("a certificate in the chain does not parse") from e
+    return certs
+
+
+def _signature_finding(leaf: x509.Certificate, signature: bytes, evidence: bytes) -> Finding:
+    key = leaf.public_key()
+    if not isinstance(key, ec.EllipticCurvePublicKey):
+        return Finding("signature", "fail", "signature.algorithm", "device key is not EC")
+    try:
+        key.verify(signature, evidence, ec.ECDSA(hashes.SHA256()))
+    except InvalidSignature:
+        return Finding("signature", "fail", "signature.invalid", "signature does not verify")
+    return Finding("signature", "pass", "signature.valid", "signed by the certified key")
+
+
+def _device_findings(device: DeviceRecord | None, leaf: x509.Certificate) -> list[Finding]:
+    if device is None:
+        return [Finding("device", "fail", "device.unknown", "no enrolled device has this serial")]
+    findings = [Finding("device", "pass", "device.enrolled", "the serial is enrolled")]
+    if leaf.public_bytes(Encoding.DER) != device.cert_der:
+        findings.append(
+            Finding("device", "fail", "device.cert_mismatch", "not this unit's certificate")
+        )
+    if device.status != "active":
+        findings.append(
+            Finding("status", "fail", f"status.{device.status}", f"device is {device.status}")
+        )
+    else:
+        findings.append(Finding("status", "pass", "status.active", "device is active"))
+    return findings

@@ -1,0 +1,90 @@
+"""SQLAlchemy implementations of the attestation ports."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from birthright.attest.service import NonceOutcome
+from birthright.attest.verdict import AttestationResult
+from birthright.audit.events import AuditEvent
+from birthright.db.models import AttestationRow, DeviceRow, NonceRow
+from birthright.db.repository import _utc, append_audit, device_from_row, unit_of_work
+from birthright.enrollment.model import DeviceRecord
+from birthright.types import Nonce, ProductSerial
+
+
+class SqlNonceStore:
+    def __init__(self, sessions: sessionmaker[Session]) -> None:
+        self._sessions = sessions
+
+    def issue(
+        self, nonce: Nonce, serial: ProductSerial, issued_at: datetime, expires_at: datetime
+    ) -> None:
+        with unit_of_work(self._sessions) as s:
+            s.add(NonceRow(nonce=nonce, serial=serial, issued_at=issued_at, expires_at=expires_at))
+
+    def consume(self, nonce: str, serial: str, now: datetime) -> NonceOutcome:
+        with unit_of_work(self._sessions) as s:
+            used = s.execute(
+                update(NonceRow)
+                .where(
+                    NonceRow.nonce == nonce,
+                    NonceRow.serial == serial,
+                    NonceRow.used_at.is_(None),
+                    NonceRow.expires_at > now,
+                )
+                .values(used_at=now)
+            ).rowcount
+            if used == 1:
+                return "valid"
+            row = s.get(NonceRow, nonce)
+            if row is None:
+                return "unknown"
+            if row.serial != serial:
+                return "wrong_device"
+            if row.used_at is not None:
+                return "replayed"
+            if _utc(row.expires_at) <= now:
+                return "expired"
+            return "replayed"
+
+
+class SqlAttestationRecords:
+    def __init__(self, sessions: sessionmaker[Session]) -> None:
+        self._sessions = sessions
+
+    def device(self, serial: str) -> DeviceRecord | None:
+        with self._sessions() as s:
+            row = s.execute(
+                select(DeviceRow).where(DeviceRow.serial == serial)
+            ).scalar_one_or_none()
+            return device_from_row(row) if row else None
+
+    def record(self, result: AttestationResult, now: datetime) -> None:
+        checks = result.as_dict()["checks"]
+        with unit_of_work(self._sessions) as s:
+            s.add(
+                AttestationRow(
+                    serial=result.serial,
+                    at=now,
+                    verdict=result.verdict,
+                    findings=json.dumps(checks, sort_keys=True),
+                )
+            )
+            if result.verdict != "pass":
+                failed = [f.id for f in result.findings if f.status != "pass"]
+                append_audit(
+                    s,
+                    AuditEvent(
+                        event="attestation",
+                        outcome="refused",
+                        code=failed[0] if failed else None,
+                        serial=result.serial,
+                        detail={"failed": failed},
+                    ),
+                    now,
+                )

@@ -1,0 +1,197 @@
+"""SQLAlchemy implementations of the enrollment and attestation ports."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
+from birthright.audit.events import GENESIS_HASH, AuditEvent, canonical_detail, link_hash
+from birthright.db.models import (
+    AuditEventRow,
+    AuditHeadRow,
+    DeviceRow,
+    ReservationRow,
+    SerialCounterRow,
+    StationRow,
+)
+from birthright.enrollment.model import DeviceRecord, Reservation, Station
+from birthright.enrollment.ports import DuplicateRecord
+from birthright.errors import TransientError
+from birthright.types import ChipId, ProductSerial, StationId
+
+
+def _utc(value: datetime) -> datetime:
+    """SQLite hands back naive datetimes; everything we store is UTC."""
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def device_from_row(row: DeviceRow) -> DeviceRecord:
+    return DeviceRecord(
+        serial=ProductSerial(row.serial),
+        chip_id=ChipId(row.chip_id),
+        key_fingerprint=row.key_fingerprint,
+        public_key_der=row.public_key_der,
+        cert_serial=row.cert_serial,
+        cert_der=row.cert_der,
+        product=row.product,
+        station_id=StationId(row.station_id),
+        status=row.status,
+        enrolled_at=_utc(row.enrolled_at),
+    )
+
+
+def append_audit(session: Session, event: AuditEvent, now: datetime) -> None:
+    """Append one event to the hash chain; the head row lock serialises appenders."""
+    head = session.execute(
+        select(AuditHeadRow).where(AuditHeadRow.id == 1).with_for_update()
+    ).scalar_one_or_none()
+    if head is None:
+        head = AuditHeadRow(id=1, seq=0, hash=GENESIS_HASH)
+        session.add(head)
+        session.flush()
+    seq = head.seq + 1
+    digest = link_hash(head.hash, seq, now, event)
+    session.add(
+        AuditEventRow(
+            seq=seq,
+            at=now,
+            event=event.event,
+            outcome=event.outcome,
+            code=event.code,
+            station_id=event.station_id,
+            serial=event.serial,
+            detail=canonical_detail(event.detail),
+            prev_hash=head.hash,
+            hash=digest,
+        )
+    )
+    head.seq = seq
+    head.hash = digest
+
+
+class SqlEnrollmentTx:
+    def __init__(self, session: Session) -> None:
+        self._s = session
+
+    def station(self, station_id: StationId) -> Station | None:
+        row = self._s.get(StationRow, station_id)
+        if row is None:
+            return None
+        return Station(StationId(row.station_id), row.site, row.line, row.status)
+
+    def _device(self, **where: Any) -> DeviceRecord | None:
+        row = self._s.execute(select(DeviceRow).filter_by(**where)).scalar_one_or_none()
+        return device_from_row(row) if row else None
+
+    def device_by_serial(self, serial: ProductSerial) -> DeviceRecord | None:
+        return self._device(serial=serial)
+
+    def device_by_chip(self, chip_id: ChipId) -> DeviceRecord | None:
+        return self._device(chip_id=chip_id)
+
+    def device_by_key(self, key_fingerprint: str) -> DeviceRecord | None:
+        return self._device(key_fingerprint=key_fingerprint)
+
+    @staticmethod
+    def _reservation(row: ReservationRow | None) -> Reservation | None:
+        if row is None:
+            return None
+        return Reservation(
+            ProductSerial(row.serial),
+            ChipId(row.chip_id),
+            StationId(row.station_id),
+            _utc(row.reserved_at),
+        )
+
+    def reservation(self, serial: ProductSerial) -> Reservation | None:
+        return self._reservation(self._s.get(ReservationRow, serial))
+
+    def reservation_for_chip(self, chip_id: ChipId) -> Reservation | None:
+        row = self._s.execute(
+            select(ReservationRow).where(ReservationRow.chip_id == chip_id)
+        ).scalar_one_or_none()
+        return self._reservation(row)
+
+    def next_serial_number(self, prefix: str) -> int:
+        value = self._s.execute(
+            update(SerialCounterRow)
+            .where(SerialCounterRow.prefix == prefix)
+            .values(last_value=SerialCounterRow.last_value + 1)
+            .returning(SerialCounterRow.last_value)
+        ).scalar_one_or_none()
+        if value is None:
+            self._s.add(SerialCounterRow(prefix=prefix, last_value=1))
+            self._s.flush()
+            return 1
+        return int(value)
+
+    def add_reservation(self, reservation: Reservation) -> None:
+        self._s.add(
+            ReservationRow(
+                serial=reservation.serial,
+                chip_id=reservation.chip_id,
+                station_id=reservation.station_id,
+                reserved_at=reservation.reserved_at,
+            )
+        )
+
+    def add_device(self, device: DeviceRecord) -> None:
+        self._s.add(
+            DeviceRow(
+                serial=device.serial,
+                chip_id=device.chip_id,
+                key_fingerprint=device.key_fingerprint,
+                public_key_der=device.public_key_der,
+                cert_serial=device.cert_serial,
+                cert_der=device.cert_der,
+                product=device.product,
+                station_id=device.station_id,
+                status=device.status,
+                enrolled_at=device.enrolled_at,
+            )
+        )
+
+    def audit(self, event: AuditEvent, now: datetime) -> None:
+        append_audit(self._s, event, now)
+
+
+@contextmanager
+def unit_of_work(sessions: sessionmaker[Session]) -> Iterator[Session]:
+    """One transaction: commit on success, roll back on error, map DB faults to our tree."""
+    session = sessions()
+    try:
+        yield session
+        session.commit()
+    except IntegrityError as e:
+        session.rollback()
+        raise DuplicateRecord("a unique value is already recorded") from e
+    except OperationalError as e:
+        session.rollback()
+        raise TransientError(
+            "the database is unavailable; retry later", code="db_unavailable"
+        ) from e
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()
+
+
+class SqlEnrollmentStore:
+    def __init__(self, sessions: sessionmaker[Session]) -> None:
+        self._sessions = sessions
+
+    @contextmanager
+    def transaction(self) -> Iterator[SqlEnrollmentTx]:
+        with unit_of_work(self._sessions) as session:
+            yield SqlEnrollmentTx(session)
+
+    def record_refusal(self, event: AuditEvent, now: datetime) -> None:
+        with unit_of_work(self._sessions) as session:
+            append_audit(session, event, now)

@@ -1,0 +1,51 @@
+"""Demo steps that show a defence holding or write the run's output."""
+
+from __future__ import annotations
+
+import base64
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+from cryptography.hazmat.primitives.serialization import Encoding
+
+from birthright.attest.evidence import build_evidence
+from birthright.ca.authority import FactoryCa
+from birthright.db.operations import Operations
+from birthright.device.agent import device_serial
+from birthright.station.client import BackendClient
+
+
+def replayed_nonce_refused(devices: Path, server: str, *, pin: str) -> str:
+    """Attest the first device twice with the same signed evidence; return the 2nd verdict."""
+    from birthright.se.sim import open_device_set
+
+    device_set = open_device_set(devices, pin=pin)
+    first = device_set.devices()[0].label
+    with device_set.open(first) as se, BackendClient(server) as backend:
+        serial = device_serial(se)
+        evidence = build_evidence(
+            nonce=backend.challenge(serial), serial=serial, now=datetime.now(UTC)
+        )
+        body = {
+            "evidence": base64.b64encode(evidence).decode(),
+            "signature": base64.b64encode(se.sign(evidence)).decode(),
+            "chain": [c.public_bytes(Encoding.PEM).decode() for c in se.read_chain()],
+        }
+    httpx.post(f"{server}/v1/attestations", json=body, timeout=10).raise_for_status()
+    second = httpx.post(f"{server}/v1/attestations", json=body, timeout=10).json()
+    return str(second["verdict"])
+
+
+def export_certificates(ops: Operations, ca: FactoryCa, certs_dir: Path) -> int:
+    devices_dir = certs_dir / "devices"
+    devices_dir.mkdir(parents=True, exist_ok=True)
+    (certs_dir / "root.pem").write_bytes(ca.root_cert.public_bytes(Encoding.PEM))
+    (certs_dir / "issuing.pem").write_bytes(ca.issuing_cert.public_bytes(Encoding.PEM))
+    count = 0
+    for device in ops.devices(limit=1_000_000):
+        (devices_dir / f"{device.serial}.pem").write_bytes(
+            device.certificate.public_bytes(Encoding.PEM)
+        )
+        count += 1
+    return count

@@ -1,0 +1,1 @@
+"""Enrollment use cases and the ports they need."""

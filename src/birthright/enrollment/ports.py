@@ -1,0 +1,62 @@
+"""What enrollment needs from the outside world, as small interfaces."""
+
+from __future__ import annotations
+
+from contextlib import AbstractContextManager
+from datetime import datetime
+from typing import Protocol
+
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from birthright.audit.events import AuditEvent
+from birthright.enrollment.model import DeviceRecord, Reservation, Station
+from birthright.errors import ConflictError
+from birthright.types import ChipId, ProductSerial, StationId
+
+
+class DuplicateRecord(ConflictError):
+    """The database refused a write because a unique value already exists (a lost race)."""
+
+    code = "duplicate"
+
+
+class Issuer(Protocol):
+    def issue_device(
+        self,
+        *,
+        public_key: ec.EllipticCurvePublicKey,
+        product_serial: str,
+        chip_id: str,
+        now: datetime,
+    ) -> x509.Certificate: ...
+
+    def chain(self) -> list[x509.Certificate]: ...
+
+
+class EnrollmentTx(Protocol):
+    """Reads and writes inside one database transaction."""
+
+    def station(self, station_id: StationId) -> Station | None: ...
+    def device_by_serial(self, serial: ProductSerial) -> DeviceRecord | None: ...
+    def device_by_chip(self, chip_id: ChipId) -> DeviceRecord | None: ...
+    def device_by_key(self, key_fingerprint: str) -> DeviceRecord | None: ...
+    def reservation(self, serial: ProductSerial) -> Reservation | None: ...
+    def reservation_for_chip(self, chip_id: ChipId) -> Reservation | None: ...
+    def next_serial_number(self, prefix: str) -> int: ...
+    def add_reservation(self, reservation: Reservation) -> None: ...
+    def add_device(self, device: DeviceRecord) -> None: ...
+    def audit(self, event: AuditEvent, now: datetime) -> None: ...
+
+
+class EnrollmentStore(Protocol):
+    def transaction(self) -> AbstractContextManager[EnrollmentTx]:
+        """A unit of work: commits on clean exit, rolls back on any exception.
+
+        Raises ``DuplicateRecord`` when a unique constraint refuses the commit.
+        """
+        ...
+
+    def record_refusal(self, event: AuditEvent, now: datetime) -> None:
+        """Append a refusal to the audit log in its own transaction (nothing else is written)."""
+        ...

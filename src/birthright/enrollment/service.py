@@ -1,0 +1,243 @@
+"""Enrollment: a station's request for a unit's identity becomes one recorded certificate.
+
+Pure decision logic over the ``EnrollmentStore`` and ``Issuer`` ports. Every refusal raises an
+``InputError`` with a stable code and leaves exactly one audit record behind; every success is
+one transaction holding the device, its certificate and its audit record.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import datetime
+
+from cryptography.hazmat.primitives.serialization import Encoding
+
+from birthright.audit.events import AuditEvent
+from birthright.ca.csr import ParsedCsr, parse_csr
+from birthright.enrollment.model import (
+    DeviceRecord,
+    EnrollmentRequest,
+    EnrollmentResult,
+    Reservation,
+)
+from birthright.enrollment.ports import DuplicateRecord, EnrollmentStore, EnrollmentTx, Issuer
+from birthright.errors import ConflictError, InputError, TrustError
+from birthright.types import ChipId, ProductSerial, StationId
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], datetime]
+
+
+class StationRefused(TrustError):
+    code = "station_unknown"
+
+
+class EnrollmentRefused(ConflictError):
+    code = "enrollment_refused"
+
+
+class EnrollmentService:
+    def __init__(
+        self,
+        *,
+        store: EnrollmentStore,
+        issuer: Issuer,
+        clock: Clock,
+        product: str,
+        serial_prefix: str,
+    ) -> None:
+        self._store = store
+        self._issuer = issuer
+        self._clock = clock
+        self._product = product
+        self._serial_prefix = serial_prefix
+
+    # -- serial reservation -------------------------------------------------------------
+
+    def reserve_serial(self, station_id: StationId, chip_id: ChipId) -> Reservation:
+        """Hand the station the next product serial for ``chip_id``; the same chip gets the
+        same serial again (a station that crashed after asking simply asks again)."""
+        now = self._clock()
+        try:
+            return self._reserve(station_id, chip_id, now)
+        except DuplicateRecord:
+            # Another request reserved for this chip at the same moment: read its answer.
+            return self._reserve(station_id, chip_id, now)
+        except (InputError, TrustError) as e:
+            self._refuse("serial.reserve", e, station_id=station_id, chip_id=chip_id, now=now)
+            raise
+
+    def _reserve(self, station_id: StationId, chip_id: ChipId, now: datetime) -> Reservation:
+        with self._store.transaction() as tx:
+            self._require_active_station(tx, station_id)
+            existing = tx.reservation_for_chip(chip_id)
+            if existing is not None:
+                if existing.station_id != station_id:
+                    raise EnrollmentRefused(
+                        f"chip {chip_id} already has serial {existing.serial} "
+                        f"reserved by another station",
+                        code="chip_reserved_elsewhere",
+                    )
+                return existing
+            if tx.device_by_chip(chip_id) is not None:
+                raise EnrollmentRefused(f"chip {chip_id} is already enrolled", code="chip_enrolled")
+            number = tx.next_serial_number(self._serial_prefix)
+            reservation = Reservation(
+                serial=ProductSerial(f"{self._serial_prefix}{number:08d}"),
+                chip_id=chip_id,
+                station_id=station_id,
+                reserved_at=now,
+            )
+            tx.add_reservation(reservation)
+            return reservation
+
+    # -- enrollment ---------------------------------------------------------------------
+
+    def enroll(self, request: EnrollmentRequest) -> EnrollmentResult:
+        now = self._clock()
+        csr: ParsedCsr | None = None
+        try:
+            csr = parse_csr(request.csr)
+            try:
+                return self._enroll(request, csr, now)
+            except DuplicateRecord:
+                # Lost a race on a unique value: decide again against what won.
+                return self._enroll(request, csr, now)
+        except (InputError, TrustError) as e:
+            self._refuse(
+                "enrollment",
+                e,
+                station_id=request.station_id,
+                chip_id=request.chip_id,
+                serial=request.serial,
+                key_fingerprint=csr.key_fingerprint if csr else None,
+                now=now,
+            )
+            raise
+
+    def _enroll(
+        self, request: EnrollmentRequest, csr: ParsedCsr, now: datetime
+    ) -> EnrollmentResult:
+        fingerprint = csr.key_fingerprint
+        with self._store.transaction() as tx:
+            self._require_active_station(tx, request.station_id)
+            existing = tx.device_by_serial(request.serial)
+            if existing is not None:
+                if (
+                    existing.chip_id == request.chip_id
+                    and existing.key_fingerprint == fingerprint
+                    and existing.station_id == request.station_id
+                ):
+                    return EnrollmentResult(existing, tuple(self._issuer.chain()), created=False)
+                raise EnrollmentRefused(
+                    f"serial {request.serial} is already enrolled", code="serial_enrolled"
+                )
+            reservation = tx.reservation(request.serial)
+            if reservation is None or reservation.station_id != request.station_id:
+                raise EnrollmentRefused(
+                    f"serial {request.serial} was not reserved by station {request.station_id}",
+                    code="serial_not_reserved",
+                )
+            if reservation.chip_id != request.chip_id:
+                raise EnrollmentRefused(
+                    f"serial {request.serial} was reserved for another chip",
+                    code="serial_chip_mismatch",
+                )
+            if tx.device_by_chip(request.chip_id) is not None:
+                raise EnrollmentRefused(
+                    f"chip {request.chip_id} is already enrolled", code="chip_enrolled"
+                )
+            if tx.device_by_key(fingerprint) is not None:
+                raise EnrollmentRefused(
+                    "this public key is already enrolled for another unit: a key shared by "
+                    "two units is a shared secret, and one leaked key would own both",
+                    code="key_shared",
+                )
+            cert = self._issuer.issue_device(
+                public_key=csr.public_key,
+                product_serial=request.serial,
+                chip_id=request.chip_id,
+                now=now,
+            )
+            device = DeviceRecord(
+                serial=request.serial,
+                chip_id=request.chip_id,
+                key_fingerprint=fingerprint,
+                public_key_der=csr.public_key_der,
+                cert_serial=format(cert.serial_number, "x"),
+                cert_der=cert.public_bytes(Encoding.DER),
+                product=self._product,
+                station_id=request.station_id,
+                status="active",
+                enrolled_at=now,
+            )
+            tx.add_device(device)
+            tx.audit(
+                AuditEvent(
+                    event="enrollment",
+                    outcome="ok",
+                    station_id=request.station_id,
+                    serial=request.serial,
+                    detail={
+                        "chip_id": request.chip_id,
+                        "key_fingerprint": fingerprint,
+                        "cert_serial": device.cert_serial,
+                    },
+                ),
+                now,
+            )
+        log.info(
+            "enrolled serial=%s chip_id=%s station=%s",
+            request.serial,
+            request.chip_id,
+            request.station_id,
+        )
+        return EnrollmentResult(device, tuple(self._issuer.chain()), created=True)
+
+    # -- helpers ------------------------------------------------------------------------
+
+    @staticmethod
+    def _require_active_station(tx: EnrollmentTx, station_id: StationId) -> None:
+        station = tx.station(station_id)
+        if station is None:
+            raise StationRefused(f"station {station_id!r} is not registered")
+        if station.status != "active":
+            raise StationRefused(
+                f"station {station_id!r} is {station.status}", code=f"station_{station.status}"
+            )
+
+    def _refuse(
+        self,
+        event: str,
+        error: InputError | TrustError,
+        *,
+        station_id: StationId,
+        chip_id: ChipId,
+        now: datetime,
+        serial: ProductSerial | None = None,
+        key_fingerprint: str | None = None,
+    ) -> None:
+        detail: dict[str, str] = {"chip_id": chip_id, "message": error.message}
+        if key_fingerprint:
+            detail["key_fingerprint"] = key_fingerprint
+        self._store.record_refusal(
+            AuditEvent(
+                event=event,
+                outcome="refused",
+                code=error.code,
+                station_id=station_id,
+                serial=serial,
+                detail=detail,
+            ),
+            now,
+        )
+        log.warning(
+            "refused %s code=%s station=%s chip_id=%s serial=%s",
+            event,
+            error.code,
+            station_id,
+            chip_id,
+            serial,
+        )

@@ -1,0 +1,1 @@
+"""The HTTP edge: app factory, schemas, routes. Thin: parse, call a use case, render."""

@@ -1,0 +1,30 @@
+"""Device lookups."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Path
+
+from birthright.errors import NotFoundError
+from birthright.server.pem import cert_pem
+from birthright.server.routes import BackendDep, errors
+from birthright.server.schemas import SERIAL, DeviceResponse
+
+router = APIRouter(prefix="/v1/devices", tags=["devices"])
+
+
+@router.get("/{serial}", response_model=DeviceResponse, responses=errors(404, 422))
+def device(backend: BackendDep, serial: str = Path(pattern=SERIAL)) -> DeviceResponse:
+    d = backend.operations.device(serial)
+    if d is None:
+        raise NotFoundError(f"no enrolled device has serial {serial!r}", code="device_unknown")
+    return DeviceResponse(
+        serial=d.serial,
+        chip_id=d.chip_id,
+        product=d.product,
+        station_id=d.station_id,
+        status=d.status,
+        enrolled_at=d.enrolled_at,
+        cert_serial=d.cert_serial,
+        key_fingerprint=d.key_fingerprint,
+        certificate=cert_pem(d.certificate),
+    )

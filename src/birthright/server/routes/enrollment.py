@@ -1,0 +1,58 @@
+"""Serial reservation and enrollment, called by provisioning stations."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Response
+
+from birthright.enrollment.model import EnrollmentRequest
+from birthright.server.pem import cert_pem, pem_or_b64
+from birthright.server.routes import BackendDep, errors
+from birthright.server.schemas import (
+    EnrollmentBody,
+    EnrollmentResponse,
+    SerialRequest,
+    SerialResponse,
+)
+from birthright.types import ChipId, ProductSerial, StationId
+
+router = APIRouter(prefix="/v1", tags=["enrollment"])
+
+
+@router.post(
+    "/serials",
+    response_model=SerialResponse,
+    responses=errors(400, 403, 409, 413, 422),
+    summary="Reserve the next product serial for a chip (idempotent per chip)",
+)
+def reserve_serial(body: SerialRequest, backend: BackendDep) -> SerialResponse:
+    r = backend.enrollment.reserve_serial(StationId(body.station_id), ChipId(body.chip_id))
+    return SerialResponse(
+        serial=r.serial, chip_id=r.chip_id, station_id=r.station_id, reserved_at=r.reserved_at
+    )
+
+
+@router.post(
+    "/enrollments",
+    response_model=EnrollmentResponse,
+    status_code=201,
+    responses={200: {"model": EnrollmentResponse}, **errors(400, 403, 409, 413, 422)},
+    summary="Enroll a unit: check the CSR, issue its certificate, record it (idempotent)",
+)
+def enroll(body: EnrollmentBody, response: Response, backend: BackendDep) -> EnrollmentResponse:
+    result = backend.enrollment.enroll(
+        EnrollmentRequest(
+            station_id=StationId(body.station_id),
+            serial=ProductSerial(body.serial),
+            chip_id=ChipId(body.chip_id),
+            csr=pem_or_b64(body.csr, field="csr"),
+        )
+    )
+    if not result.created:
+        response.status_code = 200
+    return EnrollmentResponse(
+        serial=result.device.serial,
+        chip_id=result.device.chip_id,
+        certificate=cert_pem(result.device.certificate),
+        chain=[cert_pem(c) for c in result.chain],
+        created=result.created,
+    )

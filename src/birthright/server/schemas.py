@@ -1,0 +1,89 @@
+"""Request and response bodies. Pydantic lives here, at the HTTP edge, and nowhere deeper."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+SERIAL = r"^[A-Za-z0-9._-]{1,64}$"
+CHIP_ID = r"^[A-Za-z0-9._:-]{1,128}$"
+STATION_ID = r"^[A-Za-z0-9._-]{1,64}$"
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ErrorBody(BaseModel):
+    code: str = Field(description="Stable, machine-readable error code.")
+    message: str = Field(description="What went wrong, for a person.")
+
+
+class SerialRequest(Strict):
+    station_id: str = Field(pattern=STATION_ID)
+    chip_id: str = Field(pattern=CHIP_ID)
+
+
+class SerialResponse(BaseModel):
+    serial: str
+    chip_id: str
+    station_id: str
+    reserved_at: datetime
+
+
+class EnrollmentBody(Strict):
+    station_id: str = Field(pattern=STATION_ID)
+    serial: str = Field(pattern=SERIAL)
+    chip_id: str = Field(pattern=CHIP_ID)
+    csr: str = Field(max_length=16384, description="PKCS#10 request, PEM or base64 DER.")
+
+
+class EnrollmentResponse(BaseModel):
+    serial: str
+    chip_id: str
+    certificate: str = Field(description="Device certificate, PEM.")
+    chain: list[str] = Field(description="Issuing CA then root, PEM each.")
+    created: bool = Field(description="False when this repeated an earlier enrollment.")
+
+
+class DeviceResponse(BaseModel):
+    serial: str
+    chip_id: str
+    product: str
+    station_id: str
+    status: str
+    enrolled_at: datetime
+    cert_serial: str
+    key_fingerprint: str
+    certificate: str
+
+
+class ChallengeRequest(Strict):
+    serial: str = Field(pattern=SERIAL)
+
+
+class ChallengeResponse(BaseModel):
+    nonce: str
+    serial: str
+    expires_at: datetime
+
+
+class AttestationBody(Strict):
+    evidence: str = Field(max_length=8192, description="Signed evidence bytes, base64.")
+    signature: str = Field(max_length=512, description="ECDSA-SHA256 signature, base64 DER.")
+    chain: list[str] = Field(min_length=1, max_length=4, description="PEM certificates.")
+
+
+class CheckResult(BaseModel):
+    check: str
+    status: Literal["pass", "fail", "indeterminate"]
+    id: str
+    message: str
+
+
+class AttestationResponse(BaseModel):
+    serial: str
+    verdict: Literal["pass", "fail", "indeterminate"]
+    checks: list[CheckResult]

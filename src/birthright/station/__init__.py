@@ -1,0 +1,1 @@
+"""The provisioning station: drives secure elements on the line and talks to the backend."""

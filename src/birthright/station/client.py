@@ -1,0 +1,111 @@
+"""The backend's HTTP API as the station and device agent see it."""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+from cryptography import x509
+
+from birthright.errors import BirthrightError, InputError, TransientError, TrustError
+
+
+class BackendRefused(InputError):
+    """The backend answered with a JSON error; ``code`` is the backend's."""
+
+
+class BackendUntrusting(TrustError):
+    """The backend refused on trust grounds (403)."""
+
+
+@dataclass(frozen=True)
+class Enrolled:
+    serial: str
+    certificate: x509.Certificate
+    chain: tuple[x509.Certificate, ...]
+    created: bool
+
+
+class BackendClient:
+    def __init__(self, base_url: str, *, timeout: float = 10.0, **httpx_args: Any) -> None:
+        self._http = httpx.Client(base_url=base_url.rstrip("/"), timeout=timeout, **httpx_args)
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> BackendClient:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        try:
+            response = self._http.post(path, json=body)
+        except httpx.HTTPError as e:
+            raise TransientError(
+                f"backend unreachable at {self._http.base_url}: {type(e).__name__}",
+                code="backend_unavailable",
+            ) from e
+        return _json_or_raise(response)
+
+    def health(self) -> bool:
+        try:
+            return self._http.get("/healthz").status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def reserve_serial(self, *, station_id: str, chip_id: str) -> str:
+        body = self._post("/v1/serials", {"station_id": station_id, "chip_id": chip_id})
+        return str(body["serial"])
+
+    def enroll(self, *, station_id: str, serial: str, chip_id: str, csr_der: bytes) -> Enrolled:
+        body = self._post(
+            "/v1/enrollments",
+            {
+                "station_id": station_id,
+                "serial": serial,
+                "chip_id": chip_id,
+                "csr": base64.b64encode(csr_der).decode(),
+            },
+        )
+        return Enrolled(
+            serial=body["serial"],
+            certificate=x509.load_pem_x509_certificate(body["certificate"].encode()),
+            chain=tuple(x509.load_pem_x509_certificate(c.encode()) for c in body["chain"]),
+            created=bool(body["created"]),
+        )
+
+    def challenge(self, serial: str) -> str:
+        return str(self._post("/v1/attestations/challenges", {"serial": serial})["nonce"])
+
+    def attest(self, *, evidence: bytes, signature: bytes, chain_pem: list[str]) -> dict[str, Any]:
+        return self._post(
+            "/v1/attestations",
+            {
+                "evidence": base64.b64encode(evidence).decode(),
+                "signature": base64.b64encode(signature).decode(),
+                "chain": chain_pem,
+            },
+        )
+
+
+def _json_or_raise(response: httpx.Response) -> dict[str, Any]:
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if response.is_success and isinstance(body, dict):
+        return body
+    code = body.get("code", "unknown") if isinstance(body, dict) else "unknown"
+    message = body.get("message", response.text[:200]) if isinstance(body, dict) else ""
+    error: BirthrightError
+    if response.status_code >= 500:
+        error = TransientError(f"backend error {response.status_code}: {message}", code=code)
+    elif response.status_code == 403:
+        error = BackendUntrusting(message, code=code)
+    else:
+        error = BackendRefused(message, code=code)
+    raise error

@@ -1,0 +1,104 @@
+"""Shared fixtures: real databases (SQLite file, PostgreSQL), a real CA, real HTTP."""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+import uvicorn
+from birthright.ca.authority import FactoryCa, init_workspace_ca
+from sqlalchemy import text
+
+from birthright.db.engine import make_engine
+from birthright.db.migrate import upgrade
+from birthright.server.app import create_app
+from birthright.server.backend import Backend, build_backend
+from birthright.settings import Settings, load_settings
+
+PG_ENV = "BIRTHRIGHT_TEST_DATABASE_URL"
+
+
+def _database_params() -> list[object]:
+    marks = [] if os.environ.get(PG_ENV) else [pytest.mark.skip(reason=f"{PG_ENV} not set")]
+    if os.environ.get("CI") and not os.environ.get(PG_ENV):
+        marks = []  # in CI a missing PostgreSQL is a failure, not a skip
+    return ["sqlite", pytest.param("postgres", marks=[pytest.mark.postgres, *marks])]
+
+
+def _reset_postgres(url: str) -> None:
+    engine = make_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
+        conn.execute(text("CREATE SCHEMA public"))
+    engine.dispose()
+
+
+@pytest.fixture(params=_database_params())
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'birthright.db'}"
+    else:
+        url = os.environ.get(PG_ENV, "")
+        if not url:
+            pytest.fail(f"{PG_ENV} must point at PostgreSQL in CI")
+        _reset_postgres(url)
+    upgrade(url)
+    return url
+
+
+@pytest.fixture
+def settings(tmp_path: Path, database_url: str) -> Settings:
+    ws = tmp_path / "ws"
+    s = load_settings(ws, database_url=database_url, port=free_port())
+    s.ws.create()
+    return s
+
+
+@pytest.fixture
+def factory_ca(settings: Settings) -> FactoryCa:
+    return init_workspace_ca(settings, now=datetime.now(UTC))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class ServedBackend:
+    def __init__(self, backend: Backend, url: str) -> None:
+        self.backend = backend
+        self.url = url
+
+
+@pytest.fixture
+def served(settings: Settings, factory_ca: FactoryCa) -> Iterator[ServedBackend]:
+    """The real service on 127.0.0.1 over HTTP, in a thread of this process."""
+    backend = build_backend(settings, ca=factory_ca)
+    config = uvicorn.Config(
+        create_app(backend),
+        host="127.0.0.1",
+        port=settings.port,
+        log_config=None,
+        log_level="warning",
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        if time.monotonic() > deadline:
+            raise RuntimeError("test server did not start")
+        time.sleep(0.02)
+    try:
+        yield ServedBackend(backend, f"http://127.0.0.1:{settings.port}")
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        backend.close()

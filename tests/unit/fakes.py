@@ -1,0 +1,130 @@
+"""In-memory fakes of our own ports, for unit tests of pure logic."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from birthright.audit.events import AuditEvent
+from birthright.enrollment.model import DeviceRecord, Reservation, Station
+from birthright.enrollment.ports import DuplicateRecord
+from birthright.types import ChipId, ProductSerial, StationId
+
+
+@dataclass
+class _State:
+    stations: dict[str, Station] = field(default_factory=dict)
+    devices: list[DeviceRecord] = field(default_factory=list)
+    reservations: dict[str, Reservation] = field(default_factory=dict)
+    counters: dict[str, int] = field(default_factory=dict)
+    audit: list[AuditEvent] = field(default_factory=list)
+
+
+class MemoryTx:
+    def __init__(self, state: _State) -> None:
+        self.s = state
+
+    def station(self, station_id: StationId) -> Station | None:
+        return self.s.stations.get(station_id)
+
+    def _find(self, attr: str, value: str) -> DeviceRecord | None:
+        return next((d for d in self.s.devices if getattr(d, attr) == value), None)
+
+    def device_by_serial(self, serial: ProductSerial) -> DeviceRecord | None:
+        return self._find("serial", serial)
+
+    def device_by_chip(self, chip_id: ChipId) -> DeviceRecord | None:
+        return self._find("chip_id", chip_id)
+
+    def device_by_key(self, key_fingerprint: str) -> DeviceRecord | None:
+        return self._find("key_fingerprint", key_fingerprint)
+
+    def reservation(self, serial: ProductSerial) -> Reservation | None:
+        return self.s.reservations.get(serial)
+
+    def reservation_for_chip(self, chip_id: ChipId) -> Reservation | None:
+        return next((r for r in self.s.reservations.values() if r.chip_id == chip_id), None)
+
+    def next_serial_number(self, prefix: str) -> int:
+        self.s.counters[prefix] = self.s.counters.get(prefix, 0) + 1
+        return self.s.counters[prefix]
+
+    def add_reservation(self, reservation: Reservation) -> None:
+        self.s.reservations[reservation.serial] = reservation
+
+    def add_device(self, device: DeviceRecord) -> None:
+        for attr in ("serial", "chip_id", "key_fingerprint"):
+            if self._find(attr, getattr(device, attr)):
+                raise DuplicateRecord(f"duplicate {attr}")
+        self.s.devices.append(device)
+
+    def audit(self, event: AuditEvent, now: datetime) -> None:
+        self.s.audit.append(event)
+
+
+class MemoryStore:
+    """Transactions copy the state and swap it in on success: rollback is free."""
+
+    def __init__(self) -> None:
+        self.state = _State()
+
+    @contextmanager
+    def transaction(self) -> Iterator[MemoryTx]:
+        working = copy.deepcopy(self.state)
+        yield MemoryTx(working)
+        self.state = working
+
+    def record_refusal(self, event: AuditEvent, now: datetime) -> None:
+        self.state.audit.append(event)
+
+
+class SoftwareIssuer:
+    """A throwaway software CA: enough to test the enrollment logic, not the profile."""
+
+    def __init__(self) -> None:
+        self.key = ec.generate_private_key(ec.SECP256R1())
+        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "test issuing")])
+        now = datetime.now(UTC)
+        self.cert = (
+            x509.CertificateBuilder()
+            .subject_name(name)
+            .issuer_name(name)
+            .public_key(self.key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - timedelta(days=1))
+            .not_valid_after(now + timedelta(days=1))
+            .sign(self.key, hashes.SHA256())
+        )
+        self.issued = 0
+
+    def issue_device(
+        self,
+        *,
+        public_key: ec.EllipticCurvePublicKey,
+        product_serial: str,
+        chip_id: str,
+        now: datetime,
+    ) -> x509.Certificate:
+        self.issued += 1
+        subject = x509.Name([x509.NameAttribute(NameOID.SERIAL_NUMBER, product_serial)])
+        return (
+            x509.CertificateBuilder()
+            .subject_name(subject)
+            .issuer_name(self.cert.subject)
+            .public_key(public_key)
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now)
+            .not_valid_after(now + timedelta(days=1))
+            .sign(self.key, hashes.SHA256())
+        )
+
+    def chain(self) -> list[x509.Certificate]:
+        return [self.cert]
