@@ -25,8 +25,9 @@ _labels = itertools.count(1000, 10)
 @pytest.fixture
 def chips(sim_device_set: DeviceSet) -> list[str]:
     """Three fresh chips in this process's one SoftHSM2 configuration."""
-    made = create_devices(sim_device_set.directory, 3, pin=sim_device_set.pin,
-                          start_index=next(_labels))
+    made = create_devices(
+        sim_device_set.directory, 3, pin=sim_device_set.pin, start_index=next(_labels)
+    )
     return [d.label for d in made]
 
 
@@ -105,7 +106,9 @@ def test_a_unit_interrupted_after_enrollment_gets_the_same_certificate(
         serial = backend.reserve_serial(station_id=STATION, chip_id=se.chip_id)
         se.generate_identity_key()
         enrolled = backend.enroll(
-            station_id=STATION, serial=serial, chip_id=se.chip_id,
+            station_id=STATION,
+            serial=serial,
+            chip_id=se.chip_id,
             csr_der=build_csr(se, serial=serial),
         )
         # ...and died before writing the certificate into the chip.
@@ -119,7 +122,10 @@ def test_a_unit_interrupted_after_enrollment_gets_the_same_certificate(
 def test_an_unreachable_backend_fails_the_unit_with_a_clear_reason(
     sim_device_set: DeviceSet, chips: list[str]
 ) -> None:
-    with BackendClient("http://127.0.0.1:9", timeout=1) as dead, sim_device_set.open(chips[0]) as se:
+    with (
+        BackendClient("http://127.0.0.1:9", timeout=1) as dead,
+        sim_device_set.open(chips[0]) as se,
+    ):
         outcome = Station(station_id=STATION, backend=dead).provision(se, label=chips[0])
         assert not outcome.ok
         assert outcome.code == "backend_unavailable"
@@ -127,7 +133,10 @@ def test_an_unreachable_backend_fails_the_unit_with_a_clear_reason(
 
 
 def test_no_private_key_material_in_database_logs_or_workspace(
-    served: ServedBackend, backend: BackendClient, sim_device_set: DeviceSet, chips: list[str],
+    served: ServedBackend,
+    backend: BackendClient,
+    sim_device_set: DeviceSet,
+    chips: list[str],
     settings: object,
 ) -> None:
     station = Station(station_id=STATION, backend=backend)

@@ -18,7 +18,10 @@ def _encoded(encoding: serialization.Encoding, fmt: serialization.PrivateFormat)
 
 def test_finds_pem_and_der_private_keys_embedded_in_other_bytes() -> None:
     for enc in (serialization.Encoding.PEM, serialization.Encoding.DER):
-        for fmt in (serialization.PrivateFormat.PKCS8, serialization.PrivateFormat.TraditionalOpenSSL):
+        for fmt in (
+            serialization.PrivateFormat.PKCS8,
+            serialization.PrivateFormat.TraditionalOpenSSL,
+        ):
             assert scan_bytes(b"junk" + _encoded(enc, fmt) + b"junk"), (enc, fmt)
 
 

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from birthright.errors import BirthrightError
 from birthright.settings import Settings, load_settings
@@ -33,7 +34,7 @@ def settings_for(workspace: Path, **overrides: Any) -> Settings:
 
 
 def fail(error: BirthrightError) -> typer.Exit:
-    err_console.print(f"[bold red]error[/] [{error.code}] {error.message}")
+    err_console.print(f"[bold red]error[/] {escape(f'[{error.code}]')} {escape(error.message)}")
     return typer.Exit(code=2)
 
 
@@ -41,5 +42,5 @@ def run_cli(app: typer.Typer) -> None:
     try:
         app()
     except BirthrightError as e:
-        err_console.print(f"[bold red]error[/] [{e.code}] {e.message}")
+        err_console.print(f"[bold red]error[/] {escape(f'[{e.code}]')} {escape(e.message)}")
         sys.exit(2)

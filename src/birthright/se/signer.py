@@ -12,6 +12,7 @@ from typing import Any, NoReturn
 
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, utils
+from cryptography.utils import Buffer
 
 from birthright.errors import DeviceError
 
@@ -39,7 +40,7 @@ class ExternalKeySigner(ec.EllipticCurvePrivateKey):
 
     def sign(
         self,
-        data: utils.Buffer,
+        data: Buffer,
         signature_algorithm: ec.EllipticCurveSignatureAlgorithm,
     ) -> bytes:
         if not isinstance(signature_algorithm, ec.ECDSA):
