@@ -32,6 +32,8 @@ demo: setup
 	$(BIN)/birthright demo --workspace $(WORKSPACE) --devices $(DEVICES) --reset
 
 test: setup
+	$(BIN)/ruff check .
+	$(BIN)/mypy
 	$(BIN)/pytest
 
 lint: venv

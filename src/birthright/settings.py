@@ -55,7 +55,7 @@ class Settings(BaseSettings):
 def load_settings(workspace: Path | None = None, **overrides: Any) -> Settings:
     """Build settings from the workspace file, the environment and ``overrides``."""
     try:
-        probe = Settings(**({"workspace": workspace} if workspace else {}))
+        probe = Settings(workspace=workspace) if workspace else Settings()
         file_values: dict[str, Any] = {}
         if probe.ws.settings_file.exists():
             with probe.ws.settings_file.open("rb") as f:

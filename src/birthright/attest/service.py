@@ -113,8 +113,9 @@ class AttestationService:
             "replayed": "this nonce was already used",
             "wrong_device": "this nonce was issued to another device",
         }
-        status = "pass" if outcome == "valid" else "fail"
-        return Finding("nonce", status, f"nonce.{outcome}", messages[outcome])
+        if outcome == "valid":
+            return Finding("nonce", "pass", "nonce.valid", messages[outcome])
+        return Finding("nonce", "fail", f"nonce.{outcome}", messages[outcome])
 
 
 def _parse_chain(chain: Sequence[bytes]) -> list[x509.Certificate]:

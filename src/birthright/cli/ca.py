@@ -1,7 +1,106 @@
-"""`birthright ca` commands."""
+"""`birthright ca` commands: create the factory CA in a workspace, show what it holds."""
 
 from __future__ import annotations
 
-import typer
+import tomllib
+from datetime import UTC, datetime
+from typing import Annotated, Literal
 
-app = typer.Typer(help="ca commands", no_args_is_help=True)
+import typer
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from rich.markup import escape
+
+from birthright.ca.authority import (
+    ISSUING_KEY,
+    ROOT_KEY,
+    init_workspace_ca,
+    read_ca_certificates,
+)
+from birthright.ca.keys import ISSUING_KEY_LABEL
+from birthright.cli.common import DEFAULT_WORKSPACE, WorkspaceOpt, console, settings_for
+from birthright.settings import Settings, write_settings_file
+
+app = typer.Typer(help="Factory CA commands.", no_args_is_help=True)
+
+KeyStorage = Literal["file", "pkcs11"]
+
+#: Settings `ca init` records in the workspace file so later commands find the same CA.
+PERSISTED = ("ca_key_storage", "organization")
+
+
+@app.command()
+def init(
+    workspace: WorkspaceOpt = DEFAULT_WORKSPACE,
+    key_storage: Annotated[
+        KeyStorage | None,
+        typer.Option(
+            "--key-storage",
+            help="Issuing CA key: encrypted PKCS#8 file (dev) or a PKCS#11 token.",
+        ),
+    ] = None,
+    organization: Annotated[
+        str | None, typer.Option(help="Manufacturer name (O=) in CA and device certificates.")
+    ] = None,
+    force: Annotated[
+        bool, typer.Option(help="Replace an existing CA (its keys are lost).")
+    ] = False,
+) -> None:
+    """Create an offline root and an issuing CA in the workspace."""
+    overrides: dict[str, str] = {}
+    if key_storage is not None:
+        overrides["ca_key_storage"] = key_storage
+    if organization is not None:
+        overrides["organization"] = organization
+    settings = settings_for(workspace, **overrides)
+    ca = init_workspace_ca(settings, now=datetime.now(UTC), force=force)
+    try:
+        _persist(settings)
+        console.print(f"factory CA created in [bold]{settings.ws.ca_dir}[/]")
+        _render(settings, ca.root_cert, ca.issuing_cert)
+    finally:
+        ca.close()
+
+
+def _persist(settings: Settings) -> None:
+    """Write the chosen settings, keeping whatever the workspace file already held."""
+    kept: tuple[str, ...] = ()
+    path = settings.ws.settings_file
+    if path.exists():
+        with path.open("rb") as f:
+            kept = tuple(k for k in tomllib.load(f) if k not in PERSISTED)
+    write_settings_file(settings, (*kept, *PERSISTED))
+
+
+@app.command()
+def show(workspace: WorkspaceOpt = DEFAULT_WORKSPACE) -> None:
+    """Show the workspace's CA certificates and where the issuing key lives (no secrets)."""
+    settings = settings_for(workspace)
+    root, issuing = read_ca_certificates(settings.ws)
+    _render(settings, root, issuing)
+
+
+def _render(settings: Settings, root: x509.Certificate, issuing: x509.Certificate) -> None:
+    for title, cert in (("root CA (offline)", root), ("issuing CA", issuing)):
+        console.print(f"[bold]{title}[/]")
+        console.print(f"  subject   {escape(cert.subject.rfc4514_string())}", soft_wrap=True)
+        console.print(f"  serial    {cert.serial_number:x}", soft_wrap=True)
+        console.print(
+            f"  validity  {cert.not_valid_before_utc:%Y-%m-%d %H:%M:%SZ} → "
+            f"{cert.not_valid_after_utc:%Y-%m-%d %H:%M:%SZ}"
+        )
+        console.print(f"  sha256    {cert.fingerprint(hashes.SHA256()).hex()}", soft_wrap=True)
+    if settings.ca_key_storage == "pkcs11":
+        where = (
+            f"PKCS#11 token {settings.ca_token_label!r}, key label {ISSUING_KEY_LABEL!r} "
+            f"(module {settings.pkcs11_module})"
+        )
+    else:
+        where = f"encrypted file {settings.ws.ca_dir / ISSUING_KEY}"
+    console.print(
+        f"issuing key  [bold]{settings.ca_key_storage}[/]: {escape(where)}", soft_wrap=True
+    )
+    console.print(
+        f"root key     encrypted file {settings.ws.ca_dir / ROOT_KEY} (keep it offline)",
+        soft_wrap=True,
+    )

@@ -29,7 +29,7 @@ class SqlNonceStore:
 
     def consume(self, nonce: str, serial: str, now: datetime) -> NonceOutcome:
         with unit_of_work(self._sessions) as s:
-            used = s.execute(
+            result = s.execute(
                 update(NonceRow)
                 .where(
                     NonceRow.nonce == nonce,
@@ -38,8 +38,8 @@ class SqlNonceStore:
                     NonceRow.expires_at > now,
                 )
                 .values(used_at=now)
-            ).rowcount
-            if used == 1:
+            )
+            if getattr(result, "rowcount", 0) == 1:
                 return "valid"
             row = s.get(NonceRow, nonce)
             if row is None:

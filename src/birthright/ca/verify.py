@@ -1,0 +1,46 @@
+"""Chain verification against the factory root. Pure: certificates and ``now`` in.
+
+Uses ``cryptography``'s RFC 5280 / CA-B-Forum-style path builder (a client verifier with the
+default extension policies): it checks signatures, validity at ``now``, CA flags, key usage and
+path length. Device certificates carry no EKU, which the client verifier accepts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from cryptography import x509
+from cryptography.x509.verification import PolicyBuilder, Store, VerificationError
+
+from birthright.errors import TrustError
+
+#: Device → issuing CA → root.
+MAX_CHAIN_DEPTH = 2
+
+
+class ChainUntrusted(TrustError):
+    code = "chain_untrusted"
+
+
+def verify_device_chain(
+    leaf: x509.Certificate,
+    intermediates: Sequence[x509.Certificate],
+    *,
+    roots: Sequence[x509.Certificate],
+    now: datetime,
+) -> None:
+    """Raise ``ChainUntrusted`` unless ``leaf`` chains through ``intermediates`` to a root."""
+    if now.tzinfo is None:
+        raise ValueError("now must be timezone-aware")
+    verifier = (
+        PolicyBuilder()
+        .store(Store(list(roots)))
+        .time(now)
+        .max_chain_depth(MAX_CHAIN_DEPTH)
+        .build_client_verifier()
+    )
+    try:
+        verifier.verify(leaf, list(intermediates))
+    except (VerificationError, ValueError) as e:
+        raise ChainUntrusted(f"the certificate does not chain to the factory root: {e}") from e

@@ -1,0 +1,61 @@
+"""`birthright demo` as a user runs it: a subprocess on a fresh workspace."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.leakscan import scan_tree
+
+
+def test_demo_provisions_attests_and_exports_verifiable_certificates(tmp_path: Path) -> None:
+    ws = tmp_path / "demo"
+    run = subprocess.run(
+        [sys.executable, "-m", "birthright.cli.main", "demo", "--workspace", str(ws), "-n", "4"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "4 ok, 0 failed" in run.stdout
+    assert "4/4 pass" in run.stdout
+    devices = sorted((ws / "certs" / "devices").glob("*.pem"))
+    assert len(devices) == 4
+    verify = subprocess.run(
+        [
+            "openssl",
+            "verify",
+            "-CAfile",
+            str(ws / "certs" / "root.pem"),
+            "-untrusted",
+            str(ws / "certs" / "issuing.pem"),
+            *map(str, devices),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert verify.returncode == 0, verify.stdout + verify.stderr
+    assert verify.stdout.count(": OK") == 4
+    # The service must stop with the demo; the workspace then serves again.
+    secrets = [(ws / "secrets" / n).read_text() for n in ("device-pin", "ca-passphrase")]
+    leaks = scan_tree(ws, secrets, skip=[ws / "secrets", ws / "devices"])
+    assert leaks == {}
+
+
+def test_demo_refuses_to_overwrite_a_workspace_without_reset(tmp_path: Path) -> None:
+    ws = tmp_path / "demo"
+    ws.mkdir()
+    (ws / "birthright.toml").write_text("port = 1\n")
+    run = subprocess.run(
+        [sys.executable, "-m", "birthright.cli.main", "demo", "--workspace", str(ws), "-n", "1"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert run.returncode == 2
+    assert "workspace_exists" in run.stderr
+    assert (ws / "birthright.toml").read_text() == "port = 1\n"
