@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 import uvicorn
-from birthright.ca.authority import FactoryCa, init_workspace_ca
 from sqlalchemy import text
 
+from birthright.ca.authority import FactoryCa, init_workspace_ca
 from birthright.db.engine import make_engine
 from birthright.db.migrate import upgrade
 from birthright.server.app import create_app

@@ -35,15 +35,69 @@ class StationRow(Base):
     station_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     site: Mapped[str] = mapped_column(String(64))
     line: Mapped[str] = mapped_column(String(64))
-    status: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16))  # active | suspended | revoked
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    #: SHA-256 (hex) of the SubjectPublicKeyInfo of the station's non-exportable signing key.
+    key_fingerprint: Mapped[str | None] = mapped_column(String(64), unique=True, nullable=True)
+    #: The station certificate (DER) issued by the station CA for that key.
+    cert_der: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    #: SHA-256 (hex) of the DER of the station's TLS client certificate.
+    tls_cert_fingerprint: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    #: Highest request counter accepted from this station (strictly increasing).
+    last_counter: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    status_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    updated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
 
-class SerialCounterRow(Base):
-    __tablename__ = "serial_counters"
+class StationRequestRow(Base):
+    """Every signed request accepted from a station: replay and counter-fork evidence."""
 
-    prefix: Mapped[str] = mapped_column(String(32), primary_key=True)
-    last_value: Mapped[int] = mapped_column(BigInteger)
+    __tablename__ = "station_requests"
+
+    station_id: Mapped[str] = mapped_column(ForeignKey("stations.station_id"), primary_key=True)
+    counter: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    #: SHA-256 (hex) of the signature base (method, path, body digest, created, counter).
+    request_digest: Mapped[str] = mapped_column(String(64))
+    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class WorkOrderRow(Base):
+    """What one line may mint: product, quantity, serial range, validity window."""
+
+    __tablename__ = "work_orders"
+
+    work_order_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    product: Mapped[str] = mapped_column(String(64))
+    site: Mapped[str] = mapped_column(String(64))
+    line: Mapped[str] = mapped_column(String(64))
+    quantity: Mapped[int] = mapped_column(BigInteger)
+    serial_prefix: Mapped[str] = mapped_column(String(32))
+    serial_first: Mapped[int] = mapped_column(BigInteger)
+    serial_last: Mapped[int] = mapped_column(BigInteger)
+    #: Next serial number to hand out (allocation counter; atomic UPDATE ... RETURNING).
+    next_serial: Mapped[int] = mapped_column(BigInteger)
+    #: Identities issued so far; never exceeds ``quantity`` (atomic conditional UPDATE).
+    minted: Mapped[int] = mapped_column(BigInteger, default=0)
+    status: Mapped[str] = mapped_column(String(16))  # open | suspended | closed
+    valid_from: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    valid_until: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    #: Units per minute above which the line's enrollments raise an anomaly alert.
+    rate_ceiling_per_minute: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class AlertRow(Base):
+    __tablename__ = "alerts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    kind: Mapped[str] = mapped_column(String(64))  # station.counter_fork, line.rate_exceeded …
+    severity: Mapped[str] = mapped_column(String(16))  # critical | warning
+    station_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    work_order_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    detail: Mapped[str] = mapped_column(Text)
+    acknowledged_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
 
 class ReservationRow(Base):
@@ -54,6 +108,9 @@ class ReservationRow(Base):
     serial: Mapped[str] = mapped_column(String(64), primary_key=True)
     chip_id: Mapped[str] = mapped_column(String(128), unique=True)
     station_id: Mapped[str] = mapped_column(ForeignKey("stations.station_id"))
+    work_order_id: Mapped[str | None] = mapped_column(
+        ForeignKey("work_orders.work_order_id"), nullable=True, index=True
+    )
     reserved_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
@@ -69,6 +126,9 @@ class DeviceRow(Base):
     cert_der: Mapped[bytes] = mapped_column(LargeBinary)
     product: Mapped[str] = mapped_column(String(64))
     station_id: Mapped[str] = mapped_column(ForeignKey("stations.station_id"))
+    work_order_id: Mapped[str | None] = mapped_column(
+        ForeignKey("work_orders.work_order_id"), nullable=True, index=True
+    )
     status: Mapped[str] = mapped_column(String(16))
     enrolled_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
@@ -116,3 +176,15 @@ class AuditEventRow(Base):
     detail: Mapped[str] = mapped_column(Text)
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64))
+
+
+class AuditCheckpointRow(Base):
+    """A signature by the backend's audit key over the chain head at ``seq``."""
+
+    __tablename__ = "audit_checkpoints"
+
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    hash: Mapped[str] = mapped_column(String(64))
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    key_id: Mapped[str] = mapped_column(String(64))
+    signature: Mapped[bytes] = mapped_column(LargeBinary)
