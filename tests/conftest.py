@@ -102,3 +102,38 @@ def served(settings: Settings, factory_ca: FactoryCa) -> Iterator[ServedBackend]
         server.should_exit = True
         thread.join(timeout=10)
         backend.close()
+
+
+def seed_line(
+    served: ServedBackend,
+    *,
+    station_id: str,
+    work_order_id: str = "WO-TEST",
+    quantity: int = 100,
+    site: str = "site1",
+    line: str = "line1",
+) -> None:
+    """Register a station and open a work order for its line, as an operator would."""
+    from datetime import timedelta
+
+    from birthright.db.engine import make_sessionmaker
+    from birthright.db.operations import WorkOrders
+    from birthright.enrollment.model import WorkOrderSpec
+
+    now = datetime.now(UTC)
+    served.backend.operations.register_station(station_id, site=site, line=line, now=now)
+    WorkOrders(make_sessionmaker(served.backend.engine)).open(
+        WorkOrderSpec(
+            work_order_id=work_order_id,
+            product="BR-TEST",
+            site=site,
+            line=line,
+            quantity=quantity,
+            serial_prefix="BRT",
+            serial_first=1,
+            serial_last=quantity * 2,
+            valid_from=now - timedelta(minutes=1),
+            valid_until=now + timedelta(days=1),
+        ),
+        now=now,
+    )

@@ -18,8 +18,8 @@ from sqlalchemy import update
 
 from birthright.attest.evidence import build_evidence
 from birthright.db.models import NonceRow
-from tests.conftest import ServedBackend
-from tests.integration.test_enrollment_api import STATION, csr_b64
+from tests.conftest import ServedBackend, seed_line
+from tests.integration.test_enrollment_api import STATION, WO, csr_b64
 
 
 @dataclass
@@ -31,17 +31,25 @@ class Unit:
 
 @pytest.fixture
 def api(served: ServedBackend) -> Iterator[httpx.Client]:
-    served.backend.operations.register_station(STATION, site="s", line="l", now=datetime.now(UTC))
+    seed_line(served, station_id=STATION, work_order_id=WO)
     with httpx.Client(base_url=served.url, timeout=10) as client:
         yield client
 
 
 def make_unit(api: httpx.Client, chip: str) -> Unit:
     key = ec.generate_private_key(ec.SECP256R1())
-    serial = api.post("/v1/serials", json={"station_id": STATION, "chip_id": chip}).json()["serial"]
+    serial = api.post(
+        "/v1/serials", json={"station_id": STATION, "work_order_id": WO, "chip_id": chip}
+    ).json()["serial"]
     body = api.post(
         "/v1/enrollments",
-        json={"station_id": STATION, "serial": serial, "chip_id": chip, "csr": csr_b64(key)},
+        json={
+            "station_id": STATION,
+            "work_order_id": WO,
+            "serial": serial,
+            "chip_id": chip,
+            "csr": csr_b64(key),
+        },
     ).json()
     return Unit(serial, key, [body["certificate"], *body["chain"]])
 

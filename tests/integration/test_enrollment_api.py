@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-from datetime import UTC, datetime
 
 import httpx
 import pytest
@@ -14,10 +13,11 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import NameOID
 from sqlalchemy import text
 
-from tests.conftest import ServedBackend
+from tests.conftest import ServedBackend, seed_line
 
 STATION = "st-1"
-TABLES = ("devices", "serial_reservations", "serial_counters", "stations", "audit_events")
+WO = "WO-TEST"
+TABLES = ("devices", "serial_reservations", "work_orders", "stations", "audit_events")
 
 
 def csr_b64(key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey, serial: str = "x") -> str:
@@ -28,18 +28,20 @@ def csr_b64(key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey, serial: str = "
 
 def counts(served: ServedBackend) -> dict[str, int]:
     with served.backend.engine.connect() as conn:
-        return {t: conn.execute(text(f"SELECT count(*) FROM {t}")).scalar_one() for t in TABLES}  # noqa: S608
+        found = {t: conn.execute(text(f"SELECT count(*) FROM {t}")).scalar_one() for t in TABLES}  # noqa: S608
+        found["minted"] = conn.execute(text("SELECT sum(minted) FROM work_orders")).scalar_one()
+        return found
 
 
 @pytest.fixture
 def api(served: ServedBackend) -> httpx.Client:
-    served.backend.operations.register_station(STATION, site="s1", line="l1", now=datetime.now(UTC))
+    seed_line(served, station_id=STATION, work_order_id=WO)
     with httpx.Client(base_url=served.url, timeout=10) as client:
         yield client
 
 
 def reserve(api: httpx.Client, chip: str) -> str:
-    r = api.post("/v1/serials", json={"station_id": STATION, "chip_id": chip})
+    r = api.post("/v1/serials", json={"station_id": STATION, "work_order_id": WO, "chip_id": chip})
     assert r.status_code == 200, r.text
     return str(r.json()["serial"])
 
@@ -50,7 +52,13 @@ def enroll(
     serial = serial or reserve(api, chip)
     return api.post(
         "/v1/enrollments",
-        json={"station_id": STATION, "serial": serial, "chip_id": chip, "csr": csr_b64(key)},
+        json={
+            "station_id": STATION,
+            "work_order_id": WO,
+            "serial": serial,
+            "chip_id": chip,
+            "csr": csr_b64(key),
+        },
     )
 
 
@@ -96,7 +104,13 @@ def test_bad_input_gets_a_json_error_and_changes_nothing_but_the_audit_log(
     assert enroll(api, "CHIP-A", enrolled_key, enrolled_serial).status_code == 201
     fresh_serial = reserve(api, "CHIP-B")
     key = ec.generate_private_key(ec.SECP256R1())
-    body = {"station_id": STATION, "serial": fresh_serial, "chip_id": "CHIP-B", "csr": csr_b64(key)}
+    body = {
+        "station_id": STATION,
+        "work_order_id": WO,
+        "serial": fresh_serial,
+        "chip_id": "CHIP-B",
+        "csr": csr_b64(key),
+    }
     if case == "not_der":
         body["csr"] = base64.b64encode(b"\x30\x82\x01\x00garbage").decode()
     elif case == "bad_signature":

@@ -15,10 +15,11 @@ from birthright.device.agent import attest
 from birthright.se.sim import DeviceSet, create_devices
 from birthright.station.client import BackendClient
 from birthright.station.provision import Station
-from tests.conftest import ServedBackend
+from tests.conftest import ServedBackend, seed_line
 from tests.leakscan import scan_bytes, scan_tree
 
 STATION = "st-e2e"
+WO = "WO-E2E"
 _labels = itertools.count(1000, 10)
 
 
@@ -33,7 +34,7 @@ def chips(sim_device_set: DeviceSet) -> list[str]:
 
 @pytest.fixture
 def backend(served: ServedBackend) -> Iterator[BackendClient]:
-    served.backend.operations.register_station(STATION, site="s", line="l", now=datetime.now(UTC))
+    seed_line(served, station_id=STATION, work_order_id=WO)
     with BackendClient(served.url) as client:
         yield client
 
@@ -46,7 +47,7 @@ def device_count(served: ServedBackend) -> int:
 def test_station_provisions_each_chip_and_each_device_attests(
     served: ServedBackend, backend: BackendClient, sim_device_set: DeviceSet, chips: list[str]
 ) -> None:
-    station = Station(station_id=STATION, backend=backend)
+    station = Station(station_id=STATION, work_order_id=WO, backend=backend)
     for label in chips:
         with sim_device_set.open(label) as se:
             outcome = station.provision(se, label=label)
@@ -69,7 +70,7 @@ def test_station_provisions_each_chip_and_each_device_attests(
 def test_running_the_station_again_enrolls_nothing_twice(
     served: ServedBackend, backend: BackendClient, sim_device_set: DeviceSet, chips: list[str]
 ) -> None:
-    station = Station(station_id=STATION, backend=backend)
+    station = Station(station_id=STATION, work_order_id=WO, backend=backend)
     first = []
     for label in chips:
         with sim_device_set.open(label) as se:
@@ -87,10 +88,12 @@ def test_a_unit_interrupted_after_keygen_is_finished_with_the_same_key(
     label = chips[0]
     with sim_device_set.open(label) as se:
         # The station died after reserving a serial and generating the key on chip.
-        serial = backend.reserve_serial(station_id=STATION, chip_id=se.chip_id)
+        serial = backend.reserve_serial(station_id=STATION, work_order_id=WO, chip_id=se.chip_id)
         key = se.generate_identity_key()
     with sim_device_set.open(label) as se:
-        outcome = Station(station_id=STATION, backend=backend).provision(se, label=label)
+        outcome = Station(station_id=STATION, work_order_id=WO, backend=backend).provision(
+            se, label=label
+        )
         assert (outcome.ok, outcome.action, outcome.serial) == (True, "resumed", serial)
         assert se.identity_public_key() == key
     assert device_count(served) == 1
@@ -103,17 +106,20 @@ def test_a_unit_interrupted_after_enrollment_gets_the_same_certificate(
 
     label = chips[0]
     with sim_device_set.open(label) as se:
-        serial = backend.reserve_serial(station_id=STATION, chip_id=se.chip_id)
+        serial = backend.reserve_serial(station_id=STATION, work_order_id=WO, chip_id=se.chip_id)
         se.generate_identity_key()
         enrolled = backend.enroll(
             station_id=STATION,
+            work_order_id=WO,
             serial=serial,
             chip_id=se.chip_id,
             csr_der=build_csr(se, serial=serial),
         )
         # ...and died before writing the certificate into the chip.
     with sim_device_set.open(label) as se:
-        outcome = Station(station_id=STATION, backend=backend).provision(se, label=label)
+        outcome = Station(station_id=STATION, work_order_id=WO, backend=backend).provision(
+            se, label=label
+        )
         assert (outcome.ok, outcome.action) == (True, "resumed")
         assert se.read_chain()[0] == enrolled.certificate
     assert device_count(served) == 1
@@ -126,7 +132,9 @@ def test_an_unreachable_backend_fails_the_unit_with_a_clear_reason(
         BackendClient("http://127.0.0.1:9", timeout=1) as dead,
         sim_device_set.open(chips[0]) as se,
     ):
-        outcome = Station(station_id=STATION, backend=dead).provision(se, label=chips[0])
+        outcome = Station(station_id=STATION, work_order_id=WO, backend=dead).provision(
+            se, label=chips[0]
+        )
         assert not outcome.ok
         assert outcome.code == "backend_unavailable"
         assert se.identity_public_key() is None
@@ -139,7 +147,7 @@ def test_no_private_key_material_in_database_logs_or_workspace(
     chips: list[str],
     settings: object,
 ) -> None:
-    station = Station(station_id=STATION, backend=backend)
+    station = Station(station_id=STATION, work_order_id=WO, backend=backend)
     for label in chips:
         with sim_device_set.open(label) as se:
             assert station.provision(se, label=label).ok

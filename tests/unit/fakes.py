@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
 from cryptography import x509
@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from birthright.audit.events import AuditEvent
-from birthright.enrollment.model import DeviceRecord, Reservation, Station
+from birthright.enrollment.model import Alert, DeviceRecord, Reservation, Station, WorkOrder
 from birthright.enrollment.ports import DuplicateRecord
 from birthright.types import ChipId, ProductSerial, StationId
 
@@ -24,7 +24,8 @@ class _State:
     stations: dict[str, Station] = field(default_factory=dict)
     devices: list[DeviceRecord] = field(default_factory=list)
     reservations: dict[str, Reservation] = field(default_factory=dict)
-    counters: dict[str, int] = field(default_factory=dict)
+    work_orders: dict[str, WorkOrder] = field(default_factory=dict)
+    alerts: list[Alert] = field(default_factory=list)
     audit: list[AuditEvent] = field(default_factory=list)
 
 
@@ -53,9 +54,35 @@ class MemoryTx:
     def reservation_for_chip(self, chip_id: ChipId) -> Reservation | None:
         return next((r for r in self.s.reservations.values() if r.chip_id == chip_id), None)
 
-    def next_serial_number(self, prefix: str) -> int:
-        self.s.counters[prefix] = self.s.counters.get(prefix, 0) + 1
-        return self.s.counters[prefix]
+    def work_order(self, work_order_id: str) -> WorkOrder | None:
+        return self.s.work_orders.get(work_order_id)
+
+    def allocate_serial_number(self, work_order_id: str) -> int | None:
+        wo = self.s.work_orders[work_order_id]
+        if wo.next_serial > wo.serial_last:
+            return None
+        self.s.work_orders[work_order_id] = replace(wo, next_serial=wo.next_serial + 1)
+        return wo.next_serial
+
+    def count_minted(self, work_order_id: str) -> int | None:
+        wo = self.s.work_orders[work_order_id]
+        if wo.status != "open" or wo.minted >= wo.quantity:
+            return None
+        self.s.work_orders[work_order_id] = replace(wo, minted=wo.minted + 1)
+        return wo.minted + 1
+
+    def enrollments_since(self, site: str, line: str, since: datetime) -> int:
+        return sum(
+            1
+            for d in self.s.devices
+            if d.enrolled_at >= since
+            and d.work_order_id in self.s.work_orders
+            and (self.s.work_orders[d.work_order_id].site, self.s.work_orders[d.work_order_id].line)
+            == (site, line)
+        )
+
+    def raise_alert(self, alert: Alert, now: datetime) -> None:
+        self.s.alerts.append(alert)
 
     def add_reservation(self, reservation: Reservation) -> None:
         self.s.reservations[reservation.serial] = reservation
@@ -112,6 +139,7 @@ class SoftwareIssuer:
         product_serial: str,
         chip_id: str,
         now: datetime,
+        product: str | None = None,
     ) -> x509.Certificate:
         self.issued += 1
         subject = x509.Name([x509.NameAttribute(NameOID.SERIAL_NUMBER, product_serial)])

@@ -17,6 +17,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import shutil
 from collections.abc import Sequence
@@ -81,9 +82,13 @@ class FactoryCa:
         product_serial: str,
         chip_id: str,
         now: datetime,
+        product: str | None = None,
     ) -> x509.Certificate:
+        profile = self.profile
+        if product is not None and product != profile.product:
+            profile = dataclasses.replace(profile, product=product)
         return build_device_certificate(
-            profile=self.profile,
+            profile=profile,
             public_key=public_key,
             product_serial=product_serial,
             chip_id=chip_id,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import shutil
 import socket
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated
 
@@ -23,6 +23,7 @@ from birthright.settings import load_settings, write_settings_file
 from birthright.workspace import Workspace
 
 STATION_ID = "site1-line1-st1"
+WORK_ORDER_ID = "WO-DEMO-0001"
 
 
 def _free_port() -> int:
@@ -42,7 +43,8 @@ def demo(
     from birthright.ca.authority import init_workspace_ca
     from birthright.db.engine import make_engine, make_sessionmaker
     from birthright.db.migrate import upgrade
-    from birthright.db.operations import Operations
+    from birthright.db.operations import Operations, WorkOrders
+    from birthright.enrollment.model import WorkOrderSpec
     from birthright.se.sim import create_devices, write_device_pin
 
     started = time.perf_counter()
@@ -67,7 +69,28 @@ def demo(
     upgrade(settings.effective_database_url)
     engine = make_engine(settings.effective_database_url)
     ops = Operations(make_sessionmaker(engine))
-    ops.register_station(STATION_ID, site="site1", line="line1", now=datetime.now(UTC))
+    now = datetime.now(UTC)
+    ops.register_station(STATION_ID, site="site1", line="line1", now=now)
+    order = WorkOrders(make_sessionmaker(engine)).open(
+        WorkOrderSpec(
+            work_order_id=WORK_ORDER_ID,
+            product=settings.product,
+            site="site1",
+            line="line1",
+            quantity=devices,
+            serial_prefix=settings.serial_prefix,
+            serial_first=1,
+            serial_last=devices * 2,
+            valid_from=now,
+            valid_until=now + timedelta(days=30),
+            rate_ceiling_per_minute=600,
+        ),
+        now=now,
+    )
+    console.print(
+        f"work order {order.work_order_id}: {order.quantity} × {order.product} "
+        f"on {order.site}/{order.line}"
+    )
     with ServiceProcess(ws, settings.effective_public_url) as service:
         console.print(f"serving on {service.url} (SQLite {ws.database_file})")
 
@@ -79,7 +102,12 @@ def demo(
         console.print(f"created {devices} tokens in {time.perf_counter() - t:.2f} s")
 
         console.rule("[bold]4. Provisioning station")
-        run = run_provisioning(devices=ws.devices_dir, server=service.url, station_id=STATION_ID)
+        run = run_provisioning(
+            devices=ws.devices_dir,
+            server=service.url,
+            station_id=STATION_ID,
+            work_order=WORK_ORDER_ID,
+        )
 
         console.rule("[bold]5. Attestation")
         t = time.perf_counter()

@@ -46,7 +46,7 @@ def register(
 
 
 def run_provisioning(
-    *, devices: Path, server: str, station_id: str, pin: str | None = None
+    *, devices: Path, server: str, station_id: str, work_order: str, pin: str | None = None
 ) -> RunSummary:
     """Provision every device in ``devices`` with a live progress bar; used by the demo too."""
     from birthright.se.sim import open_device_set, read_device_pin
@@ -56,7 +56,7 @@ def run_provisioning(
     start = time.perf_counter()
     with BackendClient(server) as backend, _progress() as progress:
         task = progress.add_task("provisioning", total=len(labels), rate="")
-        station = Station(station_id=station_id, backend=backend)
+        station = Station(station_id=station_id, work_order_id=work_order, backend=backend)
 
         def tick(outcome: UnitOutcome) -> None:
             done = progress.tasks[task].completed + 1
@@ -88,9 +88,12 @@ def provision(
     devices: DevicesOpt,
     server: ServerOpt,
     station_id: StationOpt,
+    work_order: Annotated[str, typer.Option("--work-order", help="Open work order of the line.")],
 ) -> None:
     """Provision every connected secure element: key on chip, certificate, proof."""
-    summary = run_provisioning(devices=devices, server=server, station_id=station_id)
+    summary = run_provisioning(
+        devices=devices, server=server, station_id=station_id, work_order=work_order
+    )
     table = Table("device", "chip id", "serial", "result")
     for o in summary.outcomes:
         result = f"[green]{o.action}[/]" if o.ok else f"[red]{o.code}[/]: {o.reason}"

@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import datetime
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from birthright.audit.events import AuditEvent
-from birthright.db.models import DeviceRow, StationRow
-from birthright.db.repository import append_audit, device_from_row, unit_of_work
-from birthright.enrollment.model import DeviceRecord, Station
-from birthright.errors import ConflictError
+from birthright.db.models import DeviceRow, StationRow, WorkOrderRow
+from birthright.db.repository import (
+    append_audit,
+    device_from_row,
+    unit_of_work,
+    work_order_from_row,
+)
+from birthright.enrollment.model import DeviceRecord, Station, WorkOrder, WorkOrderSpec
+from birthright.errors import ConflictError, InputError, NotFoundError
 from birthright.types import StationId
 
 
@@ -64,3 +70,83 @@ class Operations:
     def device_count(self) -> int:
         with self._sessions() as s:
             return int(s.execute(select(func.count()).select_from(DeviceRow)).scalar_one())
+
+
+class WorkOrders:
+    """Operator commands on work orders; each change is audited in the same transaction."""
+
+    def __init__(self, sessions: sessionmaker[Session]) -> None:
+        self._sessions = sessions
+
+    def open(self, spec: WorkOrderSpec, *, now: datetime) -> WorkOrder:
+        with unit_of_work(self._sessions) as s:
+            if s.get(WorkOrderRow, spec.work_order_id) is not None:
+                raise ConflictError(
+                    f"work order {spec.work_order_id!r} already exists", code="work_order_exists"
+                )
+            row = WorkOrderRow(
+                work_order_id=spec.work_order_id,
+                product=spec.product,
+                site=spec.site,
+                line=spec.line,
+                quantity=spec.quantity,
+                serial_prefix=spec.serial_prefix,
+                serial_first=spec.serial_first,
+                serial_last=spec.serial_last,
+                next_serial=spec.serial_first,
+                minted=0,
+                status="open",
+                valid_from=spec.valid_from,
+                valid_until=spec.valid_until,
+                rate_ceiling_per_minute=spec.rate_ceiling_per_minute,
+                created_at=now,
+                updated_at=now,
+            )
+            s.add(row)
+            append_audit(
+                s,
+                AuditEvent(
+                    event="work_order.opened",
+                    outcome="ok",
+                    detail={k: str(v) for k, v in dataclasses.asdict(spec).items()},
+                ),
+                now,
+            )
+            s.flush()
+            return work_order_from_row(row)
+
+    def set_status(self, work_order_id: str, status: str, *, now: datetime) -> WorkOrder:
+        if status not in ("open", "suspended", "closed"):
+            raise InputError(f"unknown work order status {status!r}", code="bad_status")
+        with unit_of_work(self._sessions) as s:
+            row = s.get(WorkOrderRow, work_order_id, with_for_update=True)
+            if row is None:
+                raise NotFoundError(
+                    f"work order {work_order_id!r} does not exist", code="work_order_unknown"
+                )
+            if row.status == "closed":
+                raise ConflictError(
+                    f"work order {work_order_id} is closed for good", code="work_order_closed"
+                )
+            previous, row.status, row.updated_at = row.status, status, now
+            append_audit(
+                s,
+                AuditEvent(
+                    event=f"work_order.{status}",
+                    outcome="ok",
+                    detail={"work_order_id": work_order_id, "previous": previous},
+                ),
+                now,
+            )
+            s.flush()
+            return work_order_from_row(row)
+
+    def get(self, work_order_id: str) -> WorkOrder | None:
+        with self._sessions() as s:
+            row = s.get(WorkOrderRow, work_order_id)
+            return work_order_from_row(row) if row else None
+
+    def list(self) -> list[WorkOrder]:
+        with self._sessions() as s:
+            rows = s.execute(select(WorkOrderRow).order_by(WorkOrderRow.created_at)).scalars()
+            return [work_order_from_row(r) for r in rows]

@@ -7,20 +7,21 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from birthright.audit.events import GENESIS_HASH, AuditEvent, canonical_detail, link_hash
 from birthright.db.models import (
+    AlertRow,
     AuditEventRow,
     AuditHeadRow,
     DeviceRow,
     ReservationRow,
-    SerialCounterRow,
     StationRow,
+    WorkOrderRow,
 )
-from birthright.enrollment.model import DeviceRecord, Reservation, Station
+from birthright.enrollment.model import Alert, DeviceRecord, Reservation, Station, WorkOrder
 from birthright.enrollment.ports import DuplicateRecord
 from birthright.errors import TransientError
 from birthright.types import ChipId, ProductSerial, StationId
@@ -43,6 +44,55 @@ def device_from_row(row: DeviceRow) -> DeviceRecord:
         station_id=StationId(row.station_id),
         status=row.status,
         enrolled_at=_utc(row.enrolled_at),
+        work_order_id=row.work_order_id,
+    )
+
+
+def work_order_from_row(row: WorkOrderRow) -> WorkOrder:
+    return WorkOrder(
+        work_order_id=row.work_order_id,
+        product=row.product,
+        site=row.site,
+        line=row.line,
+        quantity=row.quantity,
+        serial_prefix=row.serial_prefix,
+        serial_first=row.serial_first,
+        serial_last=row.serial_last,
+        next_serial=row.next_serial,
+        minted=row.minted,
+        status=row.status,
+        valid_from=_utc(row.valid_from),
+        valid_until=_utc(row.valid_until),
+        rate_ceiling_per_minute=row.rate_ceiling_per_minute,
+    )
+
+
+def add_alert(session: Session, alert: Alert, now: datetime) -> None:
+    """Record an alert and its audit event in the caller's transaction."""
+    session.add(
+        AlertRow(
+            at=now,
+            kind=alert.kind,
+            severity=alert.severity,
+            station_id=alert.station_id,
+            work_order_id=alert.work_order_id,
+            detail=alert.message,
+        )
+    )
+    append_audit(
+        session,
+        AuditEvent(
+            event="alert",
+            outcome="alert",
+            code=alert.kind,
+            station_id=alert.station_id,
+            detail={
+                "severity": alert.severity,
+                "message": alert.message,
+                "work_order_id": alert.work_order_id,
+            },
+        ),
+        now,
     )
 
 
@@ -106,6 +156,7 @@ class SqlEnrollmentTx:
             ProductSerial(row.serial),
             ChipId(row.chip_id),
             StationId(row.station_id),
+            row.work_order_id or "",
             _utc(row.reserved_at),
         )
 
@@ -118,18 +169,53 @@ class SqlEnrollmentTx:
         ).scalar_one_or_none()
         return self._reservation(row)
 
-    def next_serial_number(self, prefix: str) -> int:
+    def work_order(self, work_order_id: str) -> WorkOrder | None:
+        row = self._s.get(WorkOrderRow, work_order_id)
+        return work_order_from_row(row) if row else None
+
+    def allocate_serial_number(self, work_order_id: str) -> int | None:
         value = self._s.execute(
-            update(SerialCounterRow)
-            .where(SerialCounterRow.prefix == prefix)
-            .values(last_value=SerialCounterRow.last_value + 1)
-            .returning(SerialCounterRow.last_value)
+            update(WorkOrderRow)
+            .where(
+                WorkOrderRow.work_order_id == work_order_id,
+                WorkOrderRow.next_serial <= WorkOrderRow.serial_last,
+            )
+            .values(next_serial=WorkOrderRow.next_serial + 1)
+            .returning(WorkOrderRow.next_serial)
         ).scalar_one_or_none()
-        if value is None:
-            self._s.add(SerialCounterRow(prefix=prefix, last_value=1))
-            self._s.flush()
-            return 1
-        return int(value)
+        return None if value is None else int(value) - 1
+
+    def count_minted(self, work_order_id: str) -> int | None:
+        # The condition and the increment are one statement: with many service processes,
+        # the row lock makes each see the others' counts, so the cap can never be passed.
+        value = self._s.execute(
+            update(WorkOrderRow)
+            .where(
+                WorkOrderRow.work_order_id == work_order_id,
+                WorkOrderRow.status == "open",
+                WorkOrderRow.minted < WorkOrderRow.quantity,
+            )
+            .values(minted=WorkOrderRow.minted + 1)
+            .returning(WorkOrderRow.minted)
+        ).scalar_one_or_none()
+        return None if value is None else int(value)
+
+    def enrollments_since(self, site: str, line: str, since: datetime) -> int:
+        return int(
+            self._s.execute(
+                select(func.count())
+                .select_from(DeviceRow)
+                .join(WorkOrderRow, DeviceRow.work_order_id == WorkOrderRow.work_order_id)
+                .where(
+                    WorkOrderRow.site == site,
+                    WorkOrderRow.line == line,
+                    DeviceRow.enrolled_at >= since,
+                )
+            ).scalar_one()
+        )
+
+    def raise_alert(self, alert: Alert, now: datetime) -> None:
+        add_alert(self._s, alert, now)
 
     def add_reservation(self, reservation: Reservation) -> None:
         self._s.add(
@@ -137,6 +223,7 @@ class SqlEnrollmentTx:
                 serial=reservation.serial,
                 chip_id=reservation.chip_id,
                 station_id=reservation.station_id,
+                work_order_id=reservation.work_order_id,
                 reserved_at=reservation.reserved_at,
             )
         )
@@ -154,6 +241,7 @@ class SqlEnrollmentTx:
                 station_id=device.station_id,
                 status=device.status,
                 enrolled_at=device.enrolled_at,
+                work_order_id=device.work_order_id,
             )
         )
 

@@ -9,20 +9,23 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from birthright.audit.events import AuditEvent
 from birthright.ca.csr import ParsedCsr, parse_csr
 from birthright.enrollment.model import (
+    Alert,
     DeviceRecord,
     EnrollmentRequest,
     EnrollmentResult,
     Reservation,
+    Station,
+    WorkOrder,
 )
 from birthright.enrollment.ports import DuplicateRecord, EnrollmentStore, EnrollmentTx, Issuer
-from birthright.errors import ConflictError, InputError, TrustError
+from birthright.errors import ConflictError, InputError, NotFoundError, TrustError
 from birthright.types import ChipId, ProductSerial, StationId
 
 log = logging.getLogger(__name__)
@@ -38,6 +41,18 @@ class EnrollmentRefused(ConflictError):
     code = "enrollment_refused"
 
 
+class QuotaExhausted(ConflictError):
+    code = "quota_exhausted"
+
+
+class WorkOrderRefused(ConflictError):
+    code = "work_order_refused"
+
+
+class WorkOrderUnknown(NotFoundError):
+    code = "work_order_unknown"
+
+
 class EnrollmentService:
     def __init__(
         self,
@@ -45,33 +60,41 @@ class EnrollmentService:
         store: EnrollmentStore,
         issuer: Issuer,
         clock: Clock,
-        product: str,
-        serial_prefix: str,
     ) -> None:
         self._store = store
         self._issuer = issuer
         self._clock = clock
-        self._product = product
-        self._serial_prefix = serial_prefix
 
     # -- serial reservation -------------------------------------------------------------
 
-    def reserve_serial(self, station_id: StationId, chip_id: ChipId) -> Reservation:
-        """Hand the station the next product serial for ``chip_id``; the same chip gets the
-        same serial again (a station that crashed after asking simply asks again)."""
+    def reserve_serial(
+        self, station_id: StationId, chip_id: ChipId, work_order_id: str
+    ) -> Reservation:
+        """Hand the station the next serial of its work order for ``chip_id``; the same chip
+        gets the same serial again (a station that crashed after asking simply asks again)."""
         now = self._clock()
         try:
-            return self._reserve(station_id, chip_id, now)
-        except DuplicateRecord:
-            # Another request reserved for this chip at the same moment: read its answer.
-            return self._reserve(station_id, chip_id, now)
+            try:
+                return self._reserve(station_id, chip_id, work_order_id, now)
+            except DuplicateRecord:
+                # Another request reserved for this chip at the same moment: read its answer.
+                return self._reserve(station_id, chip_id, work_order_id, now)
         except (InputError, TrustError) as e:
-            self._refuse("serial.reserve", e, station_id=station_id, chip_id=chip_id, now=now)
+            self._refuse(
+                "serial.reserve",
+                e,
+                station_id=station_id,
+                chip_id=chip_id,
+                work_order_id=work_order_id,
+                now=now,
+            )
             raise
 
-    def _reserve(self, station_id: StationId, chip_id: ChipId, now: datetime) -> Reservation:
+    def _reserve(
+        self, station_id: StationId, chip_id: ChipId, work_order_id: str, now: datetime
+    ) -> Reservation:
         with self._store.transaction() as tx:
-            self._require_active_station(tx, station_id)
+            station = self._require_active_station(tx, station_id)
             existing = tx.reservation_for_chip(chip_id)
             if existing is not None:
                 if existing.station_id != station_id:
@@ -80,14 +103,31 @@ class EnrollmentService:
                         f"reserved by another station",
                         code="chip_reserved_elsewhere",
                     )
+                if existing.work_order_id != work_order_id:
+                    raise EnrollmentRefused(
+                        f"chip {chip_id} already has serial {existing.serial} "
+                        f"in work order {existing.work_order_id}",
+                        code="chip_reserved_elsewhere",
+                    )
                 return existing
             if tx.device_by_chip(chip_id) is not None:
                 raise EnrollmentRefused(f"chip {chip_id} is already enrolled", code="chip_enrolled")
-            number = tx.next_serial_number(self._serial_prefix)
+            order = self._require_usable_work_order(tx, work_order_id, station, now)
+            if order.minted >= order.quantity:
+                raise QuotaExhausted(
+                    f"work order {order.work_order_id} has minted all {order.quantity} units"
+                )
+            number = tx.allocate_serial_number(order.work_order_id)
+            if number is None:
+                raise QuotaExhausted(
+                    f"work order {order.work_order_id} has no serial numbers left",
+                    code="serial_range_exhausted",
+                )
             reservation = Reservation(
-                serial=ProductSerial(f"{self._serial_prefix}{number:08d}"),
+                serial=order.serial(number),
                 chip_id=chip_id,
                 station_id=station_id,
+                work_order_id=order.work_order_id,
                 reserved_at=now,
             )
             tx.add_reservation(reservation)
@@ -112,6 +152,7 @@ class EnrollmentService:
                 station_id=request.station_id,
                 chip_id=request.chip_id,
                 serial=request.serial,
+                work_order_id=request.work_order_id,
                 key_fingerprint=csr.key_fingerprint if csr else None,
                 now=now,
             )
@@ -122,7 +163,7 @@ class EnrollmentService:
     ) -> EnrollmentResult:
         fingerprint = csr.key_fingerprint
         with self._store.transaction() as tx:
-            self._require_active_station(tx, request.station_id)
+            station = self._require_active_station(tx, request.station_id)
             existing = tx.device_by_serial(request.serial)
             if existing is not None:
                 if (
@@ -145,6 +186,13 @@ class EnrollmentService:
                     f"serial {request.serial} was reserved for another chip",
                     code="serial_chip_mismatch",
                 )
+            if reservation.work_order_id != request.work_order_id:
+                raise EnrollmentRefused(
+                    f"serial {request.serial} belongs to work order "
+                    f"{reservation.work_order_id}, not {request.work_order_id}",
+                    code="serial_outside_work_order",
+                )
+            order = self._require_usable_work_order(tx, request.work_order_id, station, now)
             if tx.device_by_chip(request.chip_id) is not None:
                 raise EnrollmentRefused(
                     f"chip {request.chip_id} is already enrolled", code="chip_enrolled"
@@ -155,11 +203,16 @@ class EnrollmentService:
                     "two units is a shared secret, and one leaked key would own both",
                     code="key_shared",
                 )
+            if tx.count_minted(order.work_order_id) is None:
+                raise QuotaExhausted(
+                    f"work order {order.work_order_id} has minted all {order.quantity} units"
+                )
             cert = self._issuer.issue_device(
                 public_key=csr.public_key,
                 product_serial=request.serial,
                 chip_id=request.chip_id,
                 now=now,
+                product=order.product,
             )
             device = DeviceRecord(
                 serial=request.serial,
@@ -168,12 +221,14 @@ class EnrollmentService:
                 public_key_der=csr.public_key_der,
                 cert_serial=format(cert.serial_number, "x"),
                 cert_der=cert.public_bytes(Encoding.DER),
-                product=self._product,
+                product=order.product,
                 station_id=request.station_id,
                 status="active",
                 enrolled_at=now,
+                work_order_id=order.work_order_id,
             )
             tx.add_device(device)
+            self._watch_rate(tx, order, now)
             tx.audit(
                 AuditEvent(
                     event="enrollment",
@@ -184,6 +239,7 @@ class EnrollmentService:
                         "chip_id": request.chip_id,
                         "key_fingerprint": fingerprint,
                         "cert_serial": device.cert_serial,
+                        "work_order_id": order.work_order_id,
                     },
                 ),
                 now,
@@ -199,13 +255,59 @@ class EnrollmentService:
     # -- helpers ------------------------------------------------------------------------
 
     @staticmethod
-    def _require_active_station(tx: EnrollmentTx, station_id: StationId) -> None:
+    def _require_active_station(tx: EnrollmentTx, station_id: StationId) -> Station:
         station = tx.station(station_id)
         if station is None:
             raise StationRefused(f"station {station_id!r} is not registered")
         if station.status != "active":
             raise StationRefused(
                 f"station {station_id!r} is {station.status}", code=f"station_{station.status}"
+            )
+        return station
+
+    @staticmethod
+    def _require_usable_work_order(
+        tx: EnrollmentTx, work_order_id: str, station: Station, now: datetime
+    ) -> WorkOrder:
+        order = tx.work_order(work_order_id)
+        if order is None:
+            raise WorkOrderUnknown(f"work order {work_order_id!r} does not exist")
+        if (order.site, order.line) != (station.site, station.line):
+            raise WorkOrderRefused(
+                f"work order {work_order_id} belongs to {order.site}/{order.line}, "
+                f"not to this station's line {station.site}/{station.line}",
+                code="work_order_wrong_line",
+            )
+        if order.status != "open":
+            raise WorkOrderRefused(
+                f"work order {work_order_id} is {order.status}",
+                code=f"work_order_{order.status}",
+            )
+        if not order.valid_from <= now < order.valid_until:
+            raise WorkOrderRefused(
+                f"work order {work_order_id} is valid from {order.valid_from.isoformat()} "
+                f"until {order.valid_until.isoformat()}",
+                code="work_order_expired",
+            )
+        return order
+
+    @staticmethod
+    def _watch_rate(tx: EnrollmentTx, order: WorkOrder, now: datetime) -> None:
+        """Flag, without refusing, a line that mints faster than its ceiling."""
+        ceiling = order.rate_ceiling_per_minute
+        if ceiling is None:
+            return
+        recent = tx.enrollments_since(order.site, order.line, now - timedelta(minutes=1))
+        if recent == ceiling + 1:  # once per crossing, not once per unit above it
+            tx.raise_alert(
+                Alert(
+                    kind="line.rate_exceeded",
+                    severity="warning",
+                    message=f"line {order.site}/{order.line} minted {recent} units in the "
+                    f"last minute, above its ceiling of {ceiling}",
+                    work_order_id=order.work_order_id,
+                ),
+                now,
             )
 
     def _refuse(
@@ -217,9 +319,12 @@ class EnrollmentService:
         chip_id: ChipId,
         now: datetime,
         serial: ProductSerial | None = None,
+        work_order_id: str | None = None,
         key_fingerprint: str | None = None,
     ) -> None:
         detail: dict[str, str] = {"chip_id": chip_id, "message": error.message}
+        if work_order_id:
+            detail["work_order_id"] = work_order_id
         if key_fingerprint:
             detail["key_fingerprint"] = key_fingerprint
         self._store.record_refusal(

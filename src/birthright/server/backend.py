@@ -45,8 +45,6 @@ def build_backend(settings: Settings, *, ca: FactoryCa | None = None) -> Backend
             store=SqlEnrollmentStore(sessions),
             issuer=factory_ca,
             clock=utc_now,
-            product=settings.product,
-            serial_prefix=settings.serial_prefix,
         ),
         attestation=AttestationService(
             nonces=SqlNonceStore(sessions),

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 SERIAL = r"^[A-Za-z0-9._-]{1,64}$"
 CHIP_ID = r"^[A-Za-z0-9._:-]{1,128}$"
 STATION_ID = r"^[A-Za-z0-9._-]{1,64}$"
+WORK_ORDER_ID = r"^[A-Za-z0-9._-]{1,64}$"
 
 
 class Strict(BaseModel):
@@ -23,11 +24,13 @@ class ErrorBody(BaseModel):
 
 class SerialRequest(Strict):
     station_id: str = Field(pattern=STATION_ID)
+    work_order_id: str = Field(pattern=WORK_ORDER_ID)
     chip_id: str = Field(pattern=CHIP_ID)
 
 
 class SerialResponse(BaseModel):
     serial: str
+    work_order_id: str
     chip_id: str
     station_id: str
     reserved_at: datetime
@@ -35,6 +38,7 @@ class SerialResponse(BaseModel):
 
 class EnrollmentBody(Strict):
     station_id: str = Field(pattern=STATION_ID)
+    work_order_id: str = Field(pattern=WORK_ORDER_ID)
     serial: str = Field(pattern=SERIAL)
     chip_id: str = Field(pattern=CHIP_ID)
     csr: str = Field(max_length=16384, description="PKCS#10 request, PEM or base64 DER.")
@@ -53,6 +57,7 @@ class DeviceResponse(BaseModel):
     chip_id: str
     product: str
     station_id: str
+    work_order_id: str | None
     status: str
     enrolled_at: datetime
     cert_serial: str

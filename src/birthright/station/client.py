@@ -57,15 +57,21 @@ class BackendClient:
         except httpx.HTTPError:
             return False
 
-    def reserve_serial(self, *, station_id: str, chip_id: str) -> str:
-        body = self._post("/v1/serials", {"station_id": station_id, "chip_id": chip_id})
+    def reserve_serial(self, *, station_id: str, work_order_id: str, chip_id: str) -> str:
+        body = self._post(
+            "/v1/serials",
+            {"station_id": station_id, "work_order_id": work_order_id, "chip_id": chip_id},
+        )
         return str(body["serial"])
 
-    def enroll(self, *, station_id: str, serial: str, chip_id: str, csr_der: bytes) -> Enrolled:
+    def enroll(
+        self, *, station_id: str, work_order_id: str, serial: str, chip_id: str, csr_der: bytes
+    ) -> Enrolled:
         body = self._post(
             "/v1/enrollments",
             {
                 "station_id": station_id,
+                "work_order_id": work_order_id,
                 "serial": serial,
                 "chip_id": chip_id,
                 "csr": base64.b64encode(csr_der).decode(),

@@ -83,8 +83,9 @@ def check_issued(
 
 
 class Station:
-    def __init__(self, *, station_id: str, backend: BackendClient) -> None:
+    def __init__(self, *, station_id: str, work_order_id: str, backend: BackendClient) -> None:
         self.station_id = station_id
+        self.work_order_id = work_order_id
         self._backend = backend
 
     def provision(self, se: SecureElement, *, label: str = "") -> UnitOutcome:
@@ -105,7 +106,9 @@ class Station:
             out.serial = _serial_of(stored[0])
             out.ok, out.action = True, "already"
             return
-        out.serial = self._backend.reserve_serial(station_id=self.station_id, chip_id=out.chip_id)
+        out.serial = self._backend.reserve_serial(
+            station_id=self.station_id, work_order_id=self.work_order_id, chip_id=out.chip_id
+        )
         out.seconds["reserve"] = time.perf_counter() - t
 
         t = time.perf_counter()
@@ -120,7 +123,11 @@ class Station:
 
         t = time.perf_counter()
         enrolled = self._backend.enroll(
-            station_id=self.station_id, serial=out.serial, chip_id=out.chip_id, csr_der=csr
+            station_id=self.station_id,
+            work_order_id=self.work_order_id,
+            serial=out.serial,
+            chip_id=out.chip_id,
+            csr_der=csr,
         )
         out.seconds["enroll"] = time.perf_counter() - t
 

@@ -22,6 +22,7 @@ def device(backend: BackendDep, serial: str = Path(pattern=SERIAL)) -> DeviceRes
         chip_id=d.chip_id,
         product=d.product,
         station_id=d.station_id,
+        work_order_id=d.work_order_id,
         status=d.status,
         enrolled_at=d.enrolled_at,
         cert_serial=d.cert_serial,

@@ -25,9 +25,15 @@ router = APIRouter(prefix="/v1", tags=["enrollment"])
     summary="Reserve the next product serial for a chip (idempotent per chip)",
 )
 def reserve_serial(body: SerialRequest, backend: BackendDep) -> SerialResponse:
-    r = backend.enrollment.reserve_serial(StationId(body.station_id), ChipId(body.chip_id))
+    r = backend.enrollment.reserve_serial(
+        StationId(body.station_id), ChipId(body.chip_id), body.work_order_id
+    )
     return SerialResponse(
-        serial=r.serial, chip_id=r.chip_id, station_id=r.station_id, reserved_at=r.reserved_at
+        serial=r.serial,
+        work_order_id=r.work_order_id,
+        chip_id=r.chip_id,
+        station_id=r.station_id,
+        reserved_at=r.reserved_at,
     )
 
 
@@ -42,6 +48,7 @@ def enroll(body: EnrollmentBody, response: Response, backend: BackendDep) -> Enr
     result = backend.enrollment.enroll(
         EnrollmentRequest(
             station_id=StationId(body.station_id),
+            work_order_id=body.work_order_id,
             serial=ProductSerial(body.serial),
             chip_id=ChipId(body.chip_id),
             csr=pem_or_b64(body.csr, field="csr"),
