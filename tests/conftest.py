@@ -39,6 +39,19 @@ def _reset_postgres(url: str) -> None:
     engine.dispose()
 
 
+@pytest.fixture
+def postgres_url() -> str:
+    """PostgreSQL alone, fresh schema: for behaviour only a multi-writer database has."""
+    url = os.environ.get(PG_ENV, "")
+    if not url:
+        if os.environ.get("CI"):
+            pytest.fail(f"{PG_ENV} must point at PostgreSQL in CI")
+        pytest.skip(f"{PG_ENV} not set")
+    _reset_postgres(url)
+    upgrade(url)
+    return url
+
+
 @pytest.fixture(params=_database_params())
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
