@@ -90,30 +90,44 @@ class ServedBackend:
         self.url = url
 
 
+class ThreadServer:
+    """uvicorn serving ``backend`` on 127.0.0.1:``port`` in a thread of this process."""
+
+    def __init__(self, backend: Backend, port: int) -> None:
+        config = uvicorn.Config(
+            create_app(backend),
+            host="127.0.0.1",
+            port=port,
+            log_config=None,
+            log_level="warning",
+        )
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def start(self) -> None:
+        self.thread.start()
+        deadline = time.monotonic() + 10
+        while not self.server.started:
+            if time.monotonic() > deadline:
+                raise RuntimeError("test server did not start")
+            time.sleep(0.02)
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        if self.thread.is_alive():
+            self.thread.join(timeout=10)
+
+
 @pytest.fixture
 def served(settings: Settings, factory_ca: FactoryCa) -> Iterator[ServedBackend]:
     """The real service on 127.0.0.1 over HTTP, in a thread of this process."""
     backend = build_backend(settings, ca=factory_ca)
-    config = uvicorn.Config(
-        create_app(backend),
-        host="127.0.0.1",
-        port=settings.port,
-        log_config=None,
-        log_level="warning",
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if time.monotonic() > deadline:
-            raise RuntimeError("test server did not start")
-        time.sleep(0.02)
+    server = ThreadServer(backend, settings.port)
+    server.start()
     try:
         yield ServedBackend(backend, f"http://127.0.0.1:{settings.port}")
     finally:
-        server.should_exit = True
-        thread.join(timeout=10)
+        server.stop()
         backend.close()
 
 

@@ -107,6 +107,7 @@ def demo(
             server=service.url,
             station_id=STATION_ID,
             work_order=WORK_ORDER_ID,
+            journal=ws.root / "station" / "journal.db",
         )
 
         console.rule("[bold]5. Attestation")

@@ -8,12 +8,14 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from birthright.cli.common import DEFAULT_WORKSPACE, WorkspaceOpt, console, settings_for
 from birthright.station.client import BackendClient
-from birthright.station.line import RunSummary, provision_line
+from birthright.station.journal import FaultPlan, Journal
+from birthright.station.line import Backoff, RunSummary, provision_line
 from birthright.station.provision import Station, UnitOutcome
 
 app = typer.Typer(help="Provisioning station commands.", no_args_is_help=True)
@@ -46,7 +48,15 @@ def register(
 
 
 def run_provisioning(
-    *, devices: Path, server: str, station_id: str, work_order: str, pin: str | None = None
+    *,
+    devices: Path,
+    server: str,
+    station_id: str,
+    work_order: str,
+    journal: Path,
+    pin: str | None = None,
+    fault: FaultPlan | None = None,
+    backoff: Backoff = Backoff(),  # noqa: B008 - frozen value object
 ) -> RunSummary:
     """Provision every device in ``devices`` with a live progress bar; used by the demo too."""
     from birthright.se.sim import open_device_set, read_device_pin
@@ -54,9 +64,12 @@ def run_provisioning(
     device_set = open_device_set(devices, pin=pin or read_device_pin(devices))
     labels = [d.label for d in device_set.devices()]
     start = time.perf_counter()
+    book = Journal(journal, fault=fault)
     with BackendClient(server) as backend, _progress() as progress:
         task = progress.add_task("provisioning", total=len(labels), rate="")
-        station = Station(station_id=station_id, work_order_id=work_order, backend=backend)
+        station = Station(
+            station_id=station_id, work_order_id=work_order, backend=backend, journal=book
+        )
 
         def tick(outcome: UnitOutcome) -> None:
             done = progress.tasks[task].completed + 1
@@ -68,7 +81,18 @@ def run_provisioning(
                     f"[{outcome.code}] {outcome.reason}"
                 )
 
-        outcomes = provision_line(station, labels, device_set.open, on_unit=tick)
+        def stopped(outcome: UnitOutcome, delay: float) -> None:
+            progress.console.print(
+                f"[yellow]line stopped[/]: {escape(outcome.reason)} "
+                f"— retrying {outcome.label} in {delay:.1f} s"
+            )
+
+        try:
+            outcomes = provision_line(
+                station, labels, device_set.open, on_unit=tick, on_stop=stopped, backoff=backoff
+            )
+        finally:
+            book.close()
     return RunSummary(tuple(outcomes), time.perf_counter() - start)
 
 
@@ -89,10 +113,26 @@ def provision(
     server: ServerOpt,
     station_id: StationOpt,
     work_order: Annotated[str, typer.Option("--work-order", help="Open work order of the line.")],
+    journal: Annotated[Path, typer.Option(help="The station's local journal (SQLite).")] = Path(
+        "station-journal.db"
+    ),
+    give_up_after: Annotated[
+        float, typer.Option(help="Seconds of backend outage before the run gives up.")
+    ] = 600.0,
+    fault: Annotated[
+        str | None,
+        typer.Option(envvar="BIRTHRIGHT_FAULT_KILL_AT", hidden=True, help="Crash tests only."),
+    ] = None,
 ) -> None:
     """Provision every connected secure element: key on chip, certificate, proof."""
     summary = run_provisioning(
-        devices=devices, server=server, station_id=station_id, work_order=work_order
+        devices=devices,
+        server=server,
+        station_id=station_id,
+        work_order=work_order,
+        journal=journal,
+        fault=FaultPlan.parse(fault) if fault else None,
+        backoff=Backoff(give_up_after=give_up_after),
     )
     table = Table("device", "chip id", "serial", "result")
     for o in summary.outcomes:

@@ -18,9 +18,10 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from cryptography.x509.oid import NameOID
 
-from birthright.errors import BirthrightError, TrustError
+from birthright.errors import BirthrightError, TransientError, TrustError
 from birthright.se.base import SecureElement
 from birthright.station.client import BackendClient
+from birthright.station.journal import Journal
 
 
 class ProvisioningFailed(TrustError):
@@ -37,6 +38,8 @@ class UnitOutcome:
     action: str = ""
     code: str = ""
     reason: str = ""
+    #: The failure was the backend's or the network's, not the unit's: retry, don't scrap.
+    transient: bool = False
     seconds: dict[str, float] = field(default_factory=dict)
 
 
@@ -83,10 +86,18 @@ def check_issued(
 
 
 class Station:
-    def __init__(self, *, station_id: str, work_order_id: str, backend: BackendClient) -> None:
+    def __init__(
+        self,
+        *,
+        station_id: str,
+        work_order_id: str,
+        backend: BackendClient,
+        journal: Journal | None = None,
+    ) -> None:
         self.station_id = station_id
         self.work_order_id = work_order_id
         self._backend = backend
+        self._journal = journal
 
     def provision(self, se: SecureElement, *, label: str = "") -> UnitOutcome:
         outcome = UnitOutcome(label=label)
@@ -94,27 +105,38 @@ class Station:
             self._provision(se, outcome)
         except BirthrightError as e:
             outcome.ok, outcome.code, outcome.reason = False, e.code, e.message
+            outcome.transient = isinstance(e, TransientError)
+            self._mark(outcome.chip_id, "failed", code=e.code)
         return outcome
+
+    def _mark(self, chip_id: str, step: str, **values: str | None) -> None:
+        if self._journal is not None and chip_id:
+            self._journal.mark(chip_id, step, **values)
 
     def _provision(self, se: SecureElement, out: UnitOutcome) -> None:
         t = time.perf_counter()
         out.chip_id = se.chip_id
+        if self._journal is not None:
+            self._journal.begin(out.chip_id, out.label)
         key = se.identity_public_key()
         stored = se.read_chain()
         if key is not None and stored and _spki(stored[0].public_key()) == _spki(key):  # type: ignore[arg-type]
             prove_possession(se, stored[0])
             out.serial = _serial_of(stored[0])
             out.ok, out.action = True, "already"
+            self._mark(out.chip_id, "done", serial=out.serial)
             return
         out.serial = self._backend.reserve_serial(
             station_id=self.station_id, work_order_id=self.work_order_id, chip_id=out.chip_id
         )
+        self._mark(out.chip_id, "reserved", serial=out.serial)
         out.seconds["reserve"] = time.perf_counter() - t
 
         t = time.perf_counter()
         resumed = key is not None
         if key is None:
             key = se.generate_identity_key()
+        self._mark(out.chip_id, "key_generated")
         out.seconds["keygen"] = time.perf_counter() - t
 
         t = time.perf_counter()
@@ -129,6 +151,9 @@ class Station:
             chip_id=out.chip_id,
             csr_der=csr,
         )
+        self._mark(
+            out.chip_id, "enrolled", cert_serial=format(enrolled.certificate.serial_number, "x")
+        )
         out.seconds["enroll"] = time.perf_counter() - t
 
         t = time.perf_counter()
@@ -136,10 +161,12 @@ class Station:
         se.store_chain([enrolled.certificate, *enrolled.chain])
         if se.read_chain()[:1] != [enrolled.certificate]:
             raise ProvisioningFailed("the certificate read back from the chip differs")
+        self._mark(out.chip_id, "stored")
         prove_possession(se, enrolled.certificate)
         out.seconds["store_and_prove"] = time.perf_counter() - t
         out.ok = True
         out.action = "resumed" if resumed or not enrolled.created else "enrolled"
+        self._mark(out.chip_id, "done")
 
 
 def _serial_of(cert: x509.Certificate) -> str:
