@@ -13,11 +13,12 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import NameOID
 from sqlalchemy import text
 
+from birthright.enrollment.service import SECURITY_EVENTS
 from tests.conftest import ServedBackend, seed_line
 
 STATION = "st-1"
 WO = "WO-TEST"
-TABLES = ("devices", "serial_reservations", "work_orders", "stations", "audit_events")
+TABLES = ("devices", "serial_reservations", "work_orders", "stations", "audit_events", "alerts")
 
 
 def csr_b64(key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey, serial: str = "x") -> str:
@@ -142,7 +143,12 @@ def test_bad_input_gets_a_json_error_and_changes_nothing_but_the_audit_log(
     assert r.json()["message"]
     after = counts(served)
     audited = 1 if status in (400, 403, 409) and case != "bad_base64" else 0
-    assert after == {**before, "audit_events": before["audit_events"] + audited}
+    alerted = 1 if code in SECURITY_EVENTS else 0
+    assert after == {
+        **before,
+        "audit_events": before["audit_events"] + audited + alerted,
+        "alerts": before["alerts"] + alerted,
+    }
 
 
 def test_unknown_routes_and_methods_answer_json(api: httpx.Client) -> None:

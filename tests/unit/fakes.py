@@ -109,8 +109,12 @@ class MemoryStore:
         yield MemoryTx(working)
         self.state = working
 
-    def record_refusal(self, event: AuditEvent, now: datetime) -> None:
+    def record_refusal(
+        self, event: AuditEvent, now: datetime, *, alert: Alert | None = None
+    ) -> None:
         self.state.audit.append(event)
+        if alert is not None:
+            self.state.alerts.append(alert)
 
 
 class SoftwareIssuer:

@@ -131,7 +131,13 @@ def test_csr_errors_are_input_errors_with_http_400() -> None:
 
 # -- hypothesis: parse or refuse cleanly, never crash --------------------------------------
 
-CODES = {"csr_malformed", "csr_too_large", "key_unsupported", "csr_signature_invalid"}
+CODES = {
+    "csr_malformed",
+    "csr_too_large",
+    "key_unsupported",
+    "key_invalid",
+    "csr_signature_invalid",
+}
 
 
 def _parse_or_refuse(data: bytes) -> None:
@@ -190,3 +196,25 @@ def test_mutated_valid_csrs_parse_or_raise_input_error(data: bytes) -> None:
 def test_mutated_pem_parses_or_raises_input_error(noise: bytes) -> None:
     pem = x509.load_der_x509_csr(VALID_DER).public_bytes(Encoding.PEM)
     _parse_or_refuse(pem[:40] + noise + pem[40:])
+
+
+def test_a_point_off_the_curve_is_refused_as_an_invalid_key() -> None:
+    from cryptography.hazmat.primitives import serialization
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    point = key.public_key().public_bytes(
+        serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
+    )
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "x")])
+    der = (
+        x509.CertificateSigningRequestBuilder()
+        .subject_name(name)
+        .sign(key, hashes.SHA256())
+        .public_bytes(serialization.Encoding.DER)
+    )
+    at = der.index(point)
+    forged = bytearray(der)
+    forged[at + 64] ^= 0x01  # last byte of Y: the point leaves the curve
+    with pytest.raises(CsrError) as caught:
+        parse_csr(bytes(forged))
+    assert caught.value.code == "key_invalid"

@@ -236,3 +236,25 @@ def test_shared_key_error_says_it_is_a_shared_secret(service: EnrollmentService)
     enroll(service, "A", key)
     with pytest.raises(InputError, match="shared secret"):
         enroll(service, "B", key)
+
+
+def test_a_shared_key_is_a_security_event_with_a_critical_alert(
+    service: EnrollmentService, store: MemoryStore
+) -> None:
+    key = new_key()
+    enroll(service, "A", key)
+    with pytest.raises(InputError):
+        enroll(service, "B", key)
+    assert [(a.kind, a.severity) for a in store.state.alerts] == [
+        ("enrollment.key_shared", "critical")
+    ]
+
+
+def test_an_ordinary_bad_request_raises_no_alert(
+    service: EnrollmentService, store: MemoryStore
+) -> None:
+    with pytest.raises(InputError):
+        service.enroll(
+            EnrollmentRequest(ST, WO, ProductSerial("T1"), ChipId("C"), b"\x30\x03\x02\x01\x00")
+        )
+    assert store.state.alerts == []

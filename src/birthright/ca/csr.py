@@ -92,11 +92,17 @@ def _load(data: bytes) -> x509.CertificateSigningRequest:
 def _p256_key(csr: x509.CertificateSigningRequest) -> ec.EllipticCurvePublicKey:
     try:
         key = csr.public_key()
-    except (ValueError, UnsupportedAlgorithm) as e:
+    except UnsupportedAlgorithm as e:
         raise CsrError(
-            "the request's public key is of an unsupported or malformed type; "
-            "an EC P-256 key is required",
+            "the request's public key is of an unsupported type; an EC P-256 key is required",
             code="key_unsupported",
+        ) from e
+    except ValueError as e:
+        # cryptography validates the point: off the curve, at infinity, malformed encoding.
+        raise CsrError(
+            "the request's public key fails point validation (not a point on its curve); "
+            "a weak or forged key is refused",
+            code="key_invalid",
         ) from e
     if isinstance(key, ec.EllipticCurvePublicKey) and isinstance(key.curve, ec.SECP256R1):
         return key

@@ -280,6 +280,10 @@ class SqlEnrollmentStore:
         with unit_of_work(self._sessions) as session:
             yield SqlEnrollmentTx(session)
 
-    def record_refusal(self, event: AuditEvent, now: datetime) -> None:
+    def record_refusal(
+        self, event: AuditEvent, now: datetime, *, alert: Alert | None = None
+    ) -> None:
         with unit_of_work(self._sessions) as session:
             append_audit(session, event, now)
+            if alert is not None:
+                add_alert(session, alert, now)

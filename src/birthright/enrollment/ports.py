@@ -71,6 +71,9 @@ class EnrollmentStore(Protocol):
         """
         ...
 
-    def record_refusal(self, event: AuditEvent, now: datetime) -> None:
-        """Append a refusal to the audit log in its own transaction (nothing else is written)."""
+    def record_refusal(
+        self, event: AuditEvent, now: datetime, *, alert: Alert | None = None
+    ) -> None:
+        """Append a refusal (and the alert it raises, if any) to the audit log in its own
+        transaction; nothing else is written."""
         ...

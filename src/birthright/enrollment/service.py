@@ -37,6 +37,22 @@ class StationRefused(TrustError):
     code = "station_unknown"
 
 
+#: Refusals that are evidence of an attack or a broken line, not just a bad request.
+SECURITY_EVENTS = {
+    "key_shared": "a public key already enrolled was presented again (shared secret)",
+    "chip_enrolled": "a chip id already enrolled was presented again (cloned or reused chip)",
+    "serial_enrolled": "an enrolled serial was claimed again with another key",
+    "chip_reserved_elsewhere": "a chip was presented by a second station or work order",
+    "serial_chip_mismatch": "a serial reserved for one chip was claimed for another",
+    "serial_not_reserved": "a serial the backend never handed this station was claimed",
+    "csr_signature_invalid": "a CSR without proof of possession was presented",
+    "key_invalid": "a public key that fails point validation was presented",
+    "station_unknown": "an unregistered station tried to enroll",
+    "station_suspended": "a suspended station tried to enroll",
+    "station_revoked": "a revoked station tried to enroll",
+}
+
+
 class EnrollmentRefused(ConflictError):
     code = "enrollment_refused"
 
@@ -327,6 +343,15 @@ class EnrollmentService:
             detail["work_order_id"] = work_order_id
         if key_fingerprint:
             detail["key_fingerprint"] = key_fingerprint
+        alert = None
+        if error.code in SECURITY_EVENTS:
+            alert = Alert(
+                kind=f"enrollment.{error.code}",
+                severity="critical",
+                message=f"{SECURITY_EVENTS[error.code]}: {error.message}",
+                station_id=station_id,
+                work_order_id=work_order_id,
+            )
         self._store.record_refusal(
             AuditEvent(
                 event=event,
@@ -337,6 +362,7 @@ class EnrollmentService:
                 detail=detail,
             ),
             now,
+            alert=alert,
         )
         log.warning(
             "refused %s code=%s station=%s chip_id=%s serial=%s",
