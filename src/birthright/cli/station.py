@@ -13,6 +13,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from birthright.cli.common import DEFAULT_WORKSPACE, WorkspaceOpt, console, settings_for
+from birthright.db.engine import make_engine, make_sessionmaker
+from birthright.db.operations import Operations
 from birthright.station.client import BackendClient
 from birthright.station.journal import FaultPlan, Journal
 from birthright.station.line import Backoff, RunSummary, provision_line
@@ -33,18 +35,74 @@ def register(
     workspace: WorkspaceOpt = DEFAULT_WORKSPACE,
 ) -> None:
     """Register a provisioning station (operator command, on the server's workspace)."""
-    from birthright.db.engine import make_engine, make_sessionmaker
-    from birthright.db.operations import Operations
-
-    settings = settings_for(workspace)
-    engine = make_engine(settings.effective_database_url)
-    try:
-        st = Operations(make_sessionmaker(engine)).register_station(
-            station_id, site=site, line=line, now=datetime.now(UTC)
-        )
-    finally:
-        engine.dispose()
+    st = _operations(workspace).register_station(
+        station_id, site=site, line=line, now=datetime.now(UTC)
+    )
     console.print(f"registered station [bold]{st.station_id}[/] at {st.site} / {st.line}")
+
+
+def _operations(workspace: Path) -> Operations:
+    settings = settings_for(workspace)
+    return Operations(make_sessionmaker(make_engine(settings.effective_database_url)))
+
+
+def _set_status(station_id: str, status: str, reason: str, workspace: Path) -> None:
+    st = _operations(workspace).set_station_status(
+        station_id, status, reason=reason, now=datetime.now(UTC)
+    )
+    console.print(f"station [bold]{st.station_id}[/] is now {st.status}")
+
+
+ReasonOpt = Annotated[str, typer.Option("--reason", help="Why; kept in the audit log.")]
+
+
+@app.command()
+def suspend(
+    station_id: str, reason: ReasonOpt, workspace: WorkspaceOpt = DEFAULT_WORKSPACE
+) -> None:
+    """Suspend a station: its requests are refused until it is resumed."""
+    _set_status(station_id, "suspended", reason, workspace)
+
+
+@app.command()
+def resume(station_id: str, reason: ReasonOpt, workspace: WorkspaceOpt = DEFAULT_WORKSPACE) -> None:
+    """Reactivate a suspended station."""
+    _set_status(station_id, "active", reason, workspace)
+
+
+@app.command()
+def revoke(station_id: str, reason: ReasonOpt, workspace: WorkspaceOpt = DEFAULT_WORKSPACE) -> None:
+    """Revoke a station for good (stolen, cloned, decommissioned)."""
+    _set_status(station_id, "revoked", reason, workspace)
+
+
+@app.command("list")
+def list_stations(workspace: WorkspaceOpt = DEFAULT_WORKSPACE) -> None:
+    """Registered stations and their state."""
+    table = Table("station", "site", "line", "status")
+    for st in _operations(workspace).stations():
+        table.add_row(st.station_id, st.site, st.line, st.status)
+    console.print(table)
+
+
+@app.command()
+def alerts(
+    workspace: WorkspaceOpt = DEFAULT_WORKSPACE,
+    limit: Annotated[int, typer.Option(min=1)] = 50,
+) -> None:
+    """Recent security alerts (clones, shared keys, rate anomalies)."""
+    table = Table("at", "severity", "kind", "station", "work order", "message")
+    for a in _operations(workspace).alerts(limit=limit):
+        colour = "red" if a["severity"] == "critical" else "yellow"
+        table.add_row(
+            str(a["at"])[:19],
+            f"[{colour}]{a['severity']}[/]",
+            str(a["kind"]),
+            str(a["station_id"] or ""),
+            str(a["work_order_id"] or ""),
+            escape(str(a["message"])),
+        )
+    console.print(table)
 
 
 def run_provisioning(

@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from birthright.audit.events import AuditEvent
-from birthright.db.models import DeviceRow, StationRow, WorkOrderRow
+from birthright.db.models import AlertRow, DeviceRow, StationRow, WorkOrderRow
 from birthright.db.repository import (
     append_audit,
     device_from_row,
@@ -47,6 +47,52 @@ class Operations:
                 now,
             )
         return Station(StationId(station_id), site, line, "active")
+
+    def set_station_status(
+        self, station_id: str, status: str, *, reason: str, now: datetime
+    ) -> Station:
+        """Suspend, revoke or reactivate a station. A revoked station stays revoked."""
+        if status not in ("active", "suspended", "revoked"):
+            raise InputError(f"unknown station status {status!r}", code="bad_status")
+        with unit_of_work(self._sessions) as s:
+            row = s.get(StationRow, station_id, with_for_update=True)
+            if row is None:
+                raise NotFoundError(
+                    f"station {station_id!r} is not registered", code="station_unknown"
+                )
+            if row.status == "revoked" and status != "revoked":
+                raise ConflictError(
+                    f"station {station_id} is revoked for good", code="station_revoked"
+                )
+            previous = row.status
+            row.status, row.status_reason, row.updated_at = status, reason, now
+            append_audit(
+                s,
+                AuditEvent(
+                    event=f"station.{status}",
+                    outcome="ok",
+                    station_id=station_id,
+                    detail={"previous": previous, "reason": reason},
+                ),
+                now,
+            )
+            return Station(StationId(row.station_id), row.site, row.line, row.status)
+
+    def alerts(self, *, limit: int = 100) -> list[dict[str, object]]:
+        with self._sessions() as s:
+            rows = s.execute(select(AlertRow).order_by(AlertRow.id.desc()).limit(limit)).scalars()
+            return [
+                {
+                    "id": r.id,
+                    "at": r.at,
+                    "kind": r.kind,
+                    "severity": r.severity,
+                    "station_id": r.station_id,
+                    "work_order_id": r.work_order_id,
+                    "message": r.detail,
+                }
+                for r in rows
+            ]
 
     def stations(self) -> list[Station]:
         with self._sessions() as s:
