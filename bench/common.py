@@ -1,0 +1,115 @@
+"""Shared benchmark plumbing: repeated runs, medians, results.json, servers on 127.0.0.1."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+RESULTS = Path(__file__).parent / "results.json"
+
+
+@dataclass
+class Figure:
+    name: str
+    unit: str
+    median: float
+    minimum: float
+    maximum: float
+    runs: int
+    reference: str | None = None
+    reference_median: float | None = None
+    ratio: float | None = None
+    note: str = ""
+
+
+def measure(fn: Callable[[], float], *, runs: int = 3) -> tuple[float, float, float]:
+    values = [fn() for _ in range(runs)]
+    return statistics.median(values), min(values), max(values)
+
+
+def figure(
+    name: str,
+    unit: str,
+    fn: Callable[[], float],
+    *,
+    runs: int = 3,
+    reference: tuple[str, float] | None = None,
+    note: str = "",
+) -> Figure:
+    med, lo, hi = measure(fn, runs=runs)
+    f = Figure(name, unit, med, lo, hi, runs, note=note)
+    if reference is not None:
+        f.reference, f.reference_median = reference
+        f.ratio = med / reference[1] if reference[1] else None
+    return f
+
+
+def record(figures: list[Figure]) -> None:
+    existing: dict[str, Any] = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+    for f in figures:
+        existing[f.name] = asdict(f)
+    existing["_machine"] = {"cores": os.cpu_count(), "python": sys.version.split()[0]}
+    RESULTS.write_text(json.dumps(existing, indent=2, sort_keys=True) + "\n")
+
+
+def print_table(figures: list[Figure]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table("figure", "median", "min … max", "unit", "reference", "ratio")
+    for f in figures:
+        ref = f"{f.reference} = {f.reference_median:,.1f}" if f.reference_median else ""
+        ratio = f"{f.ratio:.2f}×" if f.ratio is not None else ""
+        table.add_row(f.name, f"{f.median:,.1f}", f"{f.minimum:,.1f} … {f.maximum:,.1f}",
+                      f.unit, ref, ratio)
+    Console().print(table)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextmanager
+def service(workspace: Path, port: int, *, extra: list[str] | None = None) -> Iterator[str]:
+    """``birthright serve`` as a child process; stopped and reaped on exit."""
+    log = (workspace / "bench-serve.log").open("ab")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "birthright.cli.main", "serve", "-w", str(workspace),
+         "--port", str(port), *(extra or [])],
+        stdout=log, stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"service did not start; see {workspace / 'bench-serve.log'}")
+            time.sleep(0.1)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
