@@ -1,0 +1,158 @@
+"""Enrollments per second, end to end, against the raw one-core issuance limit.
+
+End to end = station client → HTTP(S) (+ mTLS and a signed request when the station has an
+identity) → CSR check → quota → issue → durable commit. CSRs are made ahead of time with
+software keys: the secure element's own keygen and signing are not what is measured here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import os
+import shutil
+import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.serialization import Encoding
+from cryptography.x509.oid import NameOID
+
+from bench.common import Figure, figure, free_port, print_table, record, service
+
+
+def make_csrs(n: int) -> list[bytes]:
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "unit")])
+    return [
+        x509.CertificateSigningRequestBuilder()
+        .subject_name(name)
+        .sign(ec.generate_private_key(ec.SECP256R1()), hashes.SHA256())
+        .public_bytes(Encoding.DER)
+        for _ in range(n)
+    ]
+
+
+def raw_issuance_rate(csrs: list[bytes]) -> float:
+    """``cryptography`` alone, one core: parse + verify the CSR, build + sign the cert."""
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    issuer = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "bench CA")])
+    now = datetime.now(UTC)
+    start = time.perf_counter()
+    for i, der in enumerate(csrs):
+        csr = x509.load_der_x509_csr(der)
+        assert csr.is_signature_valid
+        (
+            x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.SERIAL_NUMBER, f"S{i}")]))
+            .issuer_name(issuer)
+            .public_key(csr.public_key())  # type: ignore[arg-type]
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now)
+            .not_valid_after(now + timedelta(days=3650))
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .sign(ca_key, hashes.SHA256())
+        )
+    return len(csrs) / (time.perf_counter() - start)
+
+
+def setup_workspace(ws: Path, *, database_url: str, stations: int, quantity: int) -> None:
+    from birthright.ca.authority import init_workspace_ca
+    from birthright.db.engine import make_engine, make_sessionmaker
+    from birthright.db.migrate import upgrade
+    from birthright.db.operations import Operations, WorkOrders
+    from birthright.enrollment.model import WorkOrderSpec
+    from birthright.settings import load_settings, write_settings_file
+
+    settings = load_settings(ws, database_url=database_url)
+    settings.ws.create()
+    write_settings_file(settings, ("database_url",))
+    if database_url.startswith("postgresql"):
+        from sqlalchemy import text
+
+        engine = make_engine(database_url)
+        with engine.begin() as conn:
+            conn.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
+            conn.execute(text("CREATE SCHEMA public"))
+        engine.dispose()
+    upgrade(settings.effective_database_url)
+    now = datetime.now(UTC)
+    init_workspace_ca(settings, now=now, force=True)
+    sessions = make_sessionmaker(make_engine(settings.effective_database_url))
+    for s in range(stations):
+        Operations(sessions).register_station(f"bench-{s}", site="s1", line="l1", now=now)
+    WorkOrders(sessions).open(
+        WorkOrderSpec("WO-BENCH", "BENCH", "s1", "l1", quantity, "B", 1, quantity,
+                      now - timedelta(minutes=1), now + timedelta(days=1)),
+        now=now,
+    )
+
+
+def run_stations(url: str, csrs: list[bytes], stations: int, offset: int) -> float:
+    """Each station thread reserves and enrolls its share; returns enrollments/s."""
+    share = len(csrs) // stations
+
+    def station(s: int) -> int:
+        ok = 0
+        with httpx.Client(base_url=url, timeout=60) as http:
+            for i in range(share):
+                chip = f"chip-{offset}-{s}-{i}"
+                serial = http.post("/v1/serials", json={
+                    "station_id": f"bench-{s}", "work_order_id": "WO-BENCH", "chip_id": chip,
+                }).json()["serial"]
+                r = http.post("/v1/enrollments", json={
+                    "station_id": f"bench-{s}", "work_order_id": "WO-BENCH", "serial": serial,
+                    "chip_id": chip,
+                    "csr": base64.b64encode(csrs[s * share + i]).decode(),
+                })
+                ok += r.status_code == 201
+        return ok
+
+    start = time.perf_counter()
+    with ThreadPoolExecutor(stations) as pool:
+        done = sum(pool.map(station, range(stations)))
+    elapsed = time.perf_counter() - start
+    assert done == share * stations, f"only {done} of {share * stations} enrolled"
+    return done / elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--units", type=int, default=400, help="enrollments per run")
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--workdir", type=Path, default=Path("/tmp/birthright-bench"))
+    args = parser.parse_args()
+    csrs = make_csrs(args.units)
+    raw = figure("raw CSR verify + issue (cryptography, 1 core)", "certs/s",
+                 lambda: raw_issuance_rate(csrs), runs=args.runs)
+    figures: list[Figure] = [raw]
+    databases = {"sqlite": "sqlite:///{ws}/birthright.db"}
+    if os.environ.get("BIRTHRIGHT_BENCH_DATABASE_URL"):
+        databases["postgresql"] = os.environ["BIRTHRIGHT_BENCH_DATABASE_URL"]
+    for db_name, url_template in databases.items():
+        for stations in (1, 8):
+            ws = args.workdir / f"{db_name}-{stations}"
+            shutil.rmtree(ws, ignore_errors=True)
+            url = url_template.format(ws=ws)
+            setup_workspace(ws, database_url=url, stations=stations,
+                            quantity=args.units * (args.runs + 1))
+            # Every run enrolls fresh keys: a key enrolled twice is refused (key_shared).
+            batches = iter([make_csrs(args.units) for _ in range(args.runs)])
+            counter = iter(range(1000))
+            with service(ws, free_port()) as base:
+                figures.append(figure(
+                    f"enrollments/s, {stations} station(s), {db_name}", "enrollments/s",
+                    lambda base=base, stations=stations: run_stations(
+                        base, next(batches), stations, next(counter)),
+                    runs=args.runs, reference=("raw issue rate", raw.median),
+                ))
+    record(figures)
+    print_table(figures)
+
+
+if __name__ == "__main__":
+    main()
