@@ -38,6 +38,8 @@ class Settings(BaseSettings):
     nonce_ttl_seconds: int = Field(default=60, ge=1, le=3600)
     max_body_bytes: int = Field(default=64 * 1024, ge=1024)
     log_level: str = "INFO"
+    #: How often the service signs the audit chain head (0 disables the checkpointer).
+    audit_checkpoint_seconds: float = Field(default=60.0, ge=0)
 
     @property
     def ws(self) -> Workspace:

@@ -11,6 +11,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from rich.markup import escape
 
+from birthright.audit.signing import load_or_create_audit_signer
 from birthright.ca.authority import (
     ISSUING_KEY,
     ROOT_KEY,
@@ -54,6 +55,7 @@ def init(
         overrides["organization"] = organization
     settings = settings_for(workspace, **overrides)
     ca = init_workspace_ca(settings, now=datetime.now(UTC), force=force)
+    load_or_create_audit_signer(settings)  # the backend's audit key, made once at setup
     try:
         _persist(settings)
         console.print(f"factory CA created in [bold]{settings.ws.ca_dir}[/]")

@@ -40,6 +40,7 @@ def demo(
     ] = False,
 ) -> None:
     """Provision and attest a simulated production run; leaves everything in the workspace."""
+    from birthright.audit.signing import load_or_create_audit_signer
     from birthright.ca.authority import init_workspace_ca
     from birthright.db.engine import make_engine, make_sessionmaker
     from birthright.db.migrate import upgrade
@@ -62,6 +63,7 @@ def demo(
 
     console.rule("[bold]1. Factory CA")
     ca = init_workspace_ca(settings, now=datetime.now(UTC))
+    load_or_create_audit_signer(settings)
     console.print(f"root    {ca.root_cert.subject.rfc4514_string()}")
     console.print(f"issuing {ca.issuing_cert.subject.rfc4514_string()}")
 

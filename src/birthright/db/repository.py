@@ -98,6 +98,9 @@ def add_alert(session: Session, alert: Alert, now: datetime) -> None:
 
 def append_audit(session: Session, event: AuditEvent, now: datetime) -> None:
     """Append one event to the hash chain; the head row lock serialises appenders."""
+    if now.tzinfo is None:
+        raise ValueError("audit times must be timezone-aware")
+    now = now.astimezone(UTC)  # the hash covers now.isoformat(); SQLite drops offsets
     head = session.execute(
         select(AuditHeadRow).where(AuditHeadRow.id == 1).with_for_update()
     ).scalar_one_or_none()

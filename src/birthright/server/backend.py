@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 from cryptography import x509
 from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
 
 from birthright.attest.service import AttestationService
 from birthright.ca.authority import FactoryCa, load_factory_ca
@@ -25,6 +26,7 @@ def utc_now() -> datetime:
 @dataclass(frozen=True)
 class Backend:
     engine: Engine
+    sessions: sessionmaker[Session]
     enrollment: EnrollmentService
     attestation: AttestationService
     operations: Operations
@@ -41,6 +43,7 @@ def build_backend(settings: Settings, *, ca: FactoryCa | None = None) -> Backend
     factory_ca = ca or load_factory_ca(settings)
     return Backend(
         engine=engine,
+        sessions=sessions,
         enrollment=EnrollmentService(
             store=SqlEnrollmentStore(sessions),
             issuer=factory_ca,
