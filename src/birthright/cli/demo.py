@@ -17,7 +17,7 @@ from birthright.cli.common import DEFAULT_WORKSPACE, WorkspaceOpt, console
 from birthright.cli.device import attest_devices
 from birthright.cli.station import run_provisioning
 from birthright.demo.service import ServiceProcess
-from birthright.demo.showcase import export_certificates, replayed_nonce_refused
+from birthright.demo.showcase import audit_intact, export_certificates, replayed_nonce_refused
 from birthright.errors import ConfigError
 from birthright.settings import load_settings, write_settings_file
 from birthright.workspace import Workspace
@@ -121,10 +121,15 @@ def demo(
         replay = replayed_nonce_refused(ws.devices_dir, service.url, pin=pin)
         console.print(f"replayed nonce → verdict [bold]{replay}[/]")
 
-    console.rule("[bold]6. Certificates")
+    console.rule("[bold]6. Certificates and audit")
     exported = export_certificates(ops, ca, ws.certs_dir)
-    engine.dispose()
     console.print(f"exported {exported} device certificates to {ws.certs_dir}/devices/")
+    audit = audit_intact(settings, make_sessionmaker(engine))
+    engine.dispose()
+    console.print(
+        f"audit chain: {audit.rows_checked} events, {audit.checkpoints_verified} signed "
+        f"checkpoint(s), {'intact' if audit.ok else 'BROKEN'}"
+    )
 
     wall = time.perf_counter() - started
     _summary(
@@ -135,9 +140,11 @@ def demo(
         units_per_second=run.units_per_second,
         attested=passed,
         replay=replay,
+        audit_ok=audit.ok,
+        audit_rows=audit.rows_checked,
         wall=wall,
     )
-    if run.failed or passed != devices or replay != "fail":
+    if run.failed or passed != devices or replay != "fail" or not audit.ok:
         raise typer.Exit(code=1)
 
 
@@ -150,6 +157,8 @@ def _summary(
     units_per_second: float,
     attested: int,
     replay: str,
+    audit_ok: bool,
+    audit_rows: int,
     wall: float,
 ) -> None:
     table = Table(title="birthright demo", show_header=False)
@@ -160,6 +169,10 @@ def _summary(
     table.add_row("provisioning rate", f"{units_per_second:.1f} units/s")
     table.add_row("attested (signature, chain, status, nonce)", f"{attested}/{devices} pass")
     table.add_row("replayed nonce", "refused" if replay == "fail" else f"NOT refused ({replay})")
+    table.add_row(
+        "audit chain (hash-linked, signed head)",
+        f"{audit_rows} events, {'intact' if audit_ok else 'BROKEN'}",
+    )
     table.add_row("wall time", f"{wall:.1f} s")
     console.print(table)
     console.print(

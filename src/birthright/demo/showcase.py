@@ -8,11 +8,14 @@ from pathlib import Path
 
 import httpx
 from cryptography.hazmat.primitives.serialization import Encoding
+from sqlalchemy.orm import Session, sessionmaker
 
 from birthright.attest.evidence import build_evidence
+from birthright.audit.verify import ChainReport
 from birthright.ca.authority import FactoryCa
 from birthright.db.operations import Operations
 from birthright.device.agent import device_serial
+from birthright.settings import Settings
 from birthright.station.client import BackendClient
 
 
@@ -49,3 +52,13 @@ def export_certificates(ops: Operations, ca: FactoryCa, certs_dir: Path) -> int:
         )
         count += 1
     return count
+
+
+def audit_intact(settings: Settings, sessions: sessionmaker[Session]) -> ChainReport:
+    """Sign the chain head now, then walk the whole chain as ``birthright audit verify`` does."""
+    from birthright.audit.signing import load_or_create_audit_signer
+    from birthright.db.audit import verify_audit_log, write_checkpoint
+
+    signer = load_or_create_audit_signer(settings)
+    write_checkpoint(sessions, signer, datetime.now(UTC))
+    return verify_audit_log(sessions, signer.public_key)
