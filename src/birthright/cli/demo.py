@@ -17,13 +17,21 @@ from birthright.cli.common import DEFAULT_WORKSPACE, WorkspaceOpt, console
 from birthright.cli.device import attest_devices
 from birthright.cli.station import run_provisioning
 from birthright.demo.service import ServiceProcess
-from birthright.demo.showcase import audit_intact, export_certificates, replayed_nonce_refused
+from birthright.demo.showcase import (
+    audit_intact,
+    export_certificates,
+    over_quota_refused,
+    replayed_nonce_refused,
+    shared_key_refused,
+)
 from birthright.errors import ConfigError
 from birthright.settings import load_settings, write_settings_file
+from birthright.station.client import BackendClient
 from birthright.workspace import Workspace
 
 STATION_ID = "site1-line1-st1"
 WORK_ORDER_ID = "WO-DEMO-0001"
+REWORK_ORDER_ID = "WO-DEMO-0002"
 
 
 def _free_port() -> int:
@@ -46,7 +54,7 @@ def demo(
     from birthright.db.migrate import upgrade
     from birthright.db.operations import Operations, WorkOrders
     from birthright.enrollment.model import WorkOrderSpec
-    from birthright.se.sim import create_devices, write_device_pin
+    from birthright.se.sim import create_devices, open_device_set, write_device_pin
 
     started = time.perf_counter()
     ws = Workspace(workspace.resolve())
@@ -73,7 +81,8 @@ def demo(
     ops = Operations(make_sessionmaker(engine))
     now = datetime.now(UTC)
     ops.register_station(STATION_ID, site="site1", line="line1", now=now)
-    order = WorkOrders(make_sessionmaker(engine)).open(
+    orders = WorkOrders(make_sessionmaker(engine))
+    order = orders.open(
         WorkOrderSpec(
             work_order_id=WORK_ORDER_ID,
             product=settings.product,
@@ -86,6 +95,22 @@ def demo(
             valid_from=now,
             valid_until=now + timedelta(days=30),
             rate_ceiling_per_minute=600,
+        ),
+        now=now,
+    )
+    # A second, small order on the same line: the red-team attempts below run against it.
+    orders.open(
+        WorkOrderSpec(
+            work_order_id=REWORK_ORDER_ID,
+            product=settings.product,
+            site="site1",
+            line="line1",
+            quantity=1,
+            serial_prefix=settings.serial_prefix + "R",
+            serial_first=1,
+            serial_last=10,
+            valid_from=now,
+            valid_until=now + timedelta(days=30),
         ),
         now=now,
     )
@@ -121,7 +146,21 @@ def demo(
         replay = replayed_nonce_refused(ws.devices_dir, service.url, pin=pin)
         console.print(f"replayed nonce → verdict [bold]{replay}[/]")
 
-    console.rule("[bold]6. Certificates and audit")
+        console.rule("[bold]6. The factory is not trusted")
+        device_set = open_device_set(ws.devices_dir, pin=pin)
+        with BackendClient(service.url) as backend:
+            refusals = {
+                "one unit's key copied into a second unit": shared_key_refused(
+                    device_set, backend, station_id=STATION_ID, work_order_id=REWORK_ORDER_ID
+                ),
+                "one unit more than the work order allows": over_quota_refused(
+                    device_set, backend, station_id=STATION_ID, work_order_id=WORK_ORDER_ID
+                ),
+            }
+        for attempt, code in refusals.items():
+            console.print(f"{attempt} → refused [bold]{code}[/]")
+
+    console.rule("[bold]7. Certificates and audit")
     exported = export_certificates(ops, ca, ws.certs_dir)
     console.print(f"exported {exported} device certificates to {ws.certs_dir}/devices/")
     audit = audit_intact(settings, make_sessionmaker(engine))
@@ -140,11 +179,19 @@ def demo(
         units_per_second=run.units_per_second,
         attested=passed,
         replay=replay,
+        refusals=refusals,
         audit_ok=audit.ok,
         audit_rows=audit.rows_checked,
         wall=wall,
     )
-    if run.failed or passed != devices or replay != "fail" or not audit.ok:
+    expected = ["key_shared", "quota_exhausted"]
+    if (
+        run.failed
+        or passed != devices
+        or replay != "fail"
+        or not audit.ok
+        or list(refusals.values()) != expected
+    ):
         raise typer.Exit(code=1)
 
 
@@ -157,6 +204,7 @@ def _summary(
     units_per_second: float,
     attested: int,
     replay: str,
+    refusals: dict[str, str],
     audit_ok: bool,
     audit_rows: int,
     wall: float,
@@ -169,6 +217,8 @@ def _summary(
     table.add_row("provisioning rate", f"{units_per_second:.1f} units/s")
     table.add_row("attested (signature, chain, status, nonce)", f"{attested}/{devices} pass")
     table.add_row("replayed nonce", "refused" if replay == "fail" else f"NOT refused ({replay})")
+    for attempt, code in refusals.items():
+        table.add_row(attempt, f"refused ({code})")
     table.add_row(
         "audit chain (hash-linked, signed head)",
         f"{audit_rows} events, {'intact' if audit_ok else 'BROKEN'}",

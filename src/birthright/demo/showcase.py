@@ -15,6 +15,7 @@ from birthright.audit.verify import ChainReport
 from birthright.ca.authority import FactoryCa
 from birthright.db.operations import Operations
 from birthright.device.agent import device_serial
+from birthright.se.sim import DeviceSet
 from birthright.settings import Settings
 from birthright.station.client import BackendClient
 
@@ -62,3 +63,46 @@ def audit_intact(settings: Settings, sessions: sessionmaker[Session]) -> ChainRe
     signer = load_or_create_audit_signer(settings)
     write_checkpoint(sessions, signer, datetime.now(UTC))
     return verify_audit_log(sessions, signer.public_key)
+
+
+def shared_key_refused(
+    device_set: DeviceSet, backend: BackendClient, *, station_id: str, work_order_id: str
+) -> str:
+    """A factory copies one unit's key into a second unit: the backend must refuse it."""
+    from birthright.station.client import BackendRefused
+    from birthright.station.provision import build_csr
+
+    first = device_set.devices()[0].label
+    with device_set.open(first) as se:
+        ghost_chip = f"GHOST-{se.chip_id}"
+        serial = backend.reserve_serial(
+            station_id=station_id, work_order_id=work_order_id, chip_id=ghost_chip
+        )
+        csr = build_csr(se, serial=serial)
+    try:
+        backend.enroll(
+            station_id=station_id,
+            work_order_id=work_order_id,
+            serial=serial,
+            chip_id=ghost_chip,
+            csr_der=csr,
+        )
+    except BackendRefused as e:
+        return e.code
+    return "issued"
+
+
+def over_quota_refused(
+    device_set: DeviceSet, backend: BackendClient, *, station_id: str, work_order_id: str
+) -> str:
+    """One unit more than the work order allows: refused before a key is even made."""
+    from birthright.se.sim import create_devices
+    from birthright.station.provision import Station
+
+    extra = create_devices(device_set.directory, 1, pin=device_set.pin)[0]
+    with device_set.open(extra.label) as se:
+        outcome = Station(
+            station_id=station_id, work_order_id=work_order_id, backend=backend
+        ).provision(se, label=extra.label)
+        keyless = se.identity_public_key() is None
+    return outcome.code if keyless else f"{outcome.code} (but a key was generated)"
