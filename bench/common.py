@@ -72,8 +72,9 @@ def print_table(figures: list[Figure]) -> None:
     for f in figures:
         ref = f"{f.reference} = {f.reference_median:,.1f}" if f.reference_median else ""
         ratio = f"{f.ratio:.2f}×" if f.ratio is not None else ""
-        table.add_row(f.name, f"{f.median:,.1f}", f"{f.minimum:,.1f} … {f.maximum:,.1f}",
-                      f.unit, ref, ratio)
+        table.add_row(
+            f.name, f"{f.median:,.1f}", f"{f.minimum:,.1f} … {f.maximum:,.1f}", f.unit, ref, ratio
+        )
     Console().print(table)
 
 
@@ -88,9 +89,19 @@ def service(workspace: Path, port: int, *, extra: list[str] | None = None) -> It
     """``birthright serve`` as a child process; stopped and reaped on exit."""
     log = (workspace / "bench-serve.log").open("ab")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "birthright.cli.main", "serve", "-w", str(workspace),
-         "--port", str(port), *(extra or [])],
-        stdout=log, stderr=subprocess.STDOUT,
+        [
+            sys.executable,
+            "-m",
+            "birthright.cli.main",
+            "serve",
+            "-w",
+            str(workspace),
+            "--port",
+            str(port),
+            *(extra or []),
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     url = f"http://127.0.0.1:{port}"
     try:

@@ -86,8 +86,18 @@ def setup_workspace(ws: Path, *, database_url: str, stations: int, quantity: int
     for s in range(stations):
         Operations(sessions).register_station(f"bench-{s}", site="s1", line="l1", now=now)
     WorkOrders(sessions).open(
-        WorkOrderSpec("WO-BENCH", "BENCH", "s1", "l1", quantity, "B", 1, quantity,
-                      now - timedelta(minutes=1), now + timedelta(days=1)),
+        WorkOrderSpec(
+            "WO-BENCH",
+            "BENCH",
+            "s1",
+            "l1",
+            quantity,
+            "B",
+            1,
+            quantity,
+            now - timedelta(minutes=1),
+            now + timedelta(days=1),
+        ),
         now=now,
     )
 
@@ -101,14 +111,24 @@ def run_stations(url: str, csrs: list[bytes], stations: int, offset: int) -> flo
         with httpx.Client(base_url=url, timeout=60) as http:
             for i in range(share):
                 chip = f"chip-{offset}-{s}-{i}"
-                serial = http.post("/v1/serials", json={
-                    "station_id": f"bench-{s}", "work_order_id": "WO-BENCH", "chip_id": chip,
-                }).json()["serial"]
-                r = http.post("/v1/enrollments", json={
-                    "station_id": f"bench-{s}", "work_order_id": "WO-BENCH", "serial": serial,
-                    "chip_id": chip,
-                    "csr": base64.b64encode(csrs[s * share + i]).decode(),
-                })
+                serial = http.post(
+                    "/v1/serials",
+                    json={
+                        "station_id": f"bench-{s}",
+                        "work_order_id": "WO-BENCH",
+                        "chip_id": chip,
+                    },
+                ).json()["serial"]
+                r = http.post(
+                    "/v1/enrollments",
+                    json={
+                        "station_id": f"bench-{s}",
+                        "work_order_id": "WO-BENCH",
+                        "serial": serial,
+                        "chip_id": chip,
+                        "csr": base64.b64encode(csrs[s * share + i]).decode(),
+                    },
+                )
                 ok += r.status_code == 201
         return ok
 
@@ -127,8 +147,12 @@ def main() -> None:
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/birthright-bench"))
     args = parser.parse_args()
     csrs = make_csrs(args.units)
-    raw = figure("raw CSR verify + issue (cryptography, 1 core)", "certs/s",
-                 lambda: raw_issuance_rate(csrs), runs=args.runs)
+    raw = figure(
+        "raw CSR verify + issue (cryptography, 1 core)",
+        "certs/s",
+        lambda: raw_issuance_rate(csrs),
+        runs=args.runs,
+    )
     figures: list[Figure] = [raw]
     databases = {"sqlite": "sqlite:///{ws}/birthright.db"}
     if os.environ.get("BIRTHRIGHT_BENCH_DATABASE_URL"):
@@ -138,18 +162,24 @@ def main() -> None:
             ws = args.workdir / f"{db_name}-{stations}"
             shutil.rmtree(ws, ignore_errors=True)
             url = url_template.format(ws=ws)
-            setup_workspace(ws, database_url=url, stations=stations,
-                            quantity=args.units * (args.runs + 1))
+            setup_workspace(
+                ws, database_url=url, stations=stations, quantity=args.units * (args.runs + 1)
+            )
             # Every run enrolls fresh keys: a key enrolled twice is refused (key_shared).
             batches = iter([make_csrs(args.units) for _ in range(args.runs)])
             counter = iter(range(1000))
             with service(ws, free_port()) as base:
-                figures.append(figure(
-                    f"enrollments/s, {stations} station(s), {db_name}", "enrollments/s",
-                    lambda base=base, stations=stations: run_stations(
-                        base, next(batches), stations, next(counter)),
-                    runs=args.runs, reference=("raw issue rate", raw.median),
-                ))
+                figures.append(
+                    figure(
+                        f"enrollments/s, {stations} station(s), {db_name}",
+                        "enrollments/s",
+                        lambda base=base, stations=stations, batches=batches, counter=counter: (
+                            run_stations(base, next(batches), stations, next(counter))
+                        ),
+                        runs=args.runs,
+                        reference=("raw issue rate", raw.median),
+                    )
+                )
     record(figures)
     print_table(figures)
 

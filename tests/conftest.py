@@ -68,7 +68,11 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 @pytest.fixture
 def settings(tmp_path: Path, database_url: str) -> Settings:
     ws = tmp_path / "ws"
-    s = load_settings(ws, database_url=database_url, port=free_port())
+    # Logic tests speak plain HTTP with station authentication off; the station-identity,
+    # demo and benchmark paths run the full mutual TLS + signed-request stack.
+    s = load_settings(
+        ws, database_url=database_url, port=free_port(), tls=False, station_auth=False
+    )
     s.ws.create()
     return s
 

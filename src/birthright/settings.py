@@ -35,6 +35,11 @@ class Settings(BaseSettings):
     ca_key_storage: Literal["file", "pkcs11"] = "file"
     pkcs11_module: str = SOFTHSM2_MODULE
     ca_token_label: str = "birthright-ca"  # noqa: S105 - a token label, not a secret
+    #: Serve HTTPS with the workspace's server certificate (and ask stations for theirs).
+    tls: bool = True
+    #: Require stations to authenticate (mutual TLS + RFC 9421 signed requests with counters).
+    #: Turning it off trusts the station id in the body: for isolated logic tests only.
+    station_auth: bool = True
     nonce_ttl_seconds: int = Field(default=60, ge=1, le=3600)
     max_body_bytes: int = Field(default=64 * 1024, ge=1024)
     log_level: str = "INFO"
@@ -51,7 +56,8 @@ class Settings(BaseSettings):
 
     @property
     def effective_public_url(self) -> str:
-        return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
+        scheme = "https" if self.tls else "http"
+        return (self.public_url or f"{scheme}://{self.host}:{self.port}").rstrip("/")
 
 
 def load_settings(workspace: Path | None = None, **overrides: Any) -> Settings:

@@ -38,9 +38,11 @@ pytestmark = pytest.mark.postgres
 
 @pytest.fixture
 def pg_settings(tmp_path: Path, postgres_url: str) -> Settings:
-    settings = load_settings(tmp_path / "ws", database_url=postgres_url)
+    settings = load_settings(
+        tmp_path / "ws", database_url=postgres_url, tls=False, station_auth=False
+    )
     settings.ws.create()
-    write_settings_file(settings, ("database_url",))
+    write_settings_file(settings, ("database_url", "tls", "station_auth"))
     return settings
 
 

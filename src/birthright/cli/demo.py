@@ -6,7 +6,6 @@ import shutil
 import socket
 import time
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -14,30 +13,67 @@ from rich.panel import Panel
 from rich.table import Table
 
 from birthright.cli.common import DEFAULT_WORKSPACE, WorkspaceOpt, console
-from birthright.cli.device import attest_devices
+from birthright.cli.device import attest_devices, device_client
 from birthright.cli.station import run_provisioning
 from birthright.demo.service import ServiceProcess
 from birthright.demo.showcase import (
     audit_intact,
+    cloned_station_caught,
     export_certificates,
     over_quota_refused,
     replayed_nonce_refused,
     shared_key_refused,
 )
 from birthright.errors import ConfigError
-from birthright.settings import load_settings, write_settings_file
-from birthright.station.client import BackendClient
+from birthright.settings import Settings, load_settings, write_settings_file
 from birthright.workspace import Workspace
 
 STATION_ID = "site1-line1-st1"
 WORK_ORDER_ID = "WO-DEMO-0001"
 REWORK_ORDER_ID = "WO-DEMO-0002"
+EXPECTED_REFUSALS = ["key_shared", "quota_exhausted", "counter_fork"]
 
 
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def _open_work_orders(settings: Settings, devices: int) -> None:
+    from birthright.db.engine import make_engine, make_sessionmaker
+    from birthright.db.operations import WorkOrders
+    from birthright.enrollment.model import WorkOrderSpec
+
+    engine = make_engine(settings.effective_database_url)
+    orders = WorkOrders(make_sessionmaker(engine))
+    now = datetime.now(UTC)
+
+    def spec(wo: str, quantity: int, prefix: str, **extra: int) -> WorkOrderSpec:
+        return WorkOrderSpec(
+            work_order_id=wo,
+            product=settings.product,
+            site="site1",
+            line="line1",
+            quantity=quantity,
+            serial_prefix=prefix,
+            serial_first=1,
+            serial_last=quantity * 2,
+            valid_from=now,
+            valid_until=now + timedelta(days=30),
+            **extra,
+        )
+
+    main = orders.open(
+        spec(WORK_ORDER_ID, devices, settings.serial_prefix, rate_ceiling_per_minute=600), now=now
+    )
+    # A second, small order on the same line: the red-team attempts run against it.
+    orders.open(spec(REWORK_ORDER_ID, 1, settings.serial_prefix + "R"), now=now)
+    engine.dispose()
+    console.print(
+        f"work order {main.work_order_id}: {main.quantity} × {main.product} "
+        f"on {main.site}/{main.line}"
+    )
 
 
 def demo(
@@ -48,13 +84,13 @@ def demo(
     ] = False,
 ) -> None:
     """Provision and attest a simulated production run; leaves everything in the workspace."""
-    from birthright.audit.signing import load_or_create_audit_signer
-    from birthright.ca.authority import init_workspace_ca
+    from birthright.ca.setup import init_workspace_pki
     from birthright.db.engine import make_engine, make_sessionmaker
     from birthright.db.migrate import upgrade
-    from birthright.db.operations import Operations, WorkOrders
-    from birthright.enrollment.model import WorkOrderSpec
+    from birthright.db.operations import Operations
     from birthright.se.sim import create_devices, open_device_set, write_device_pin
+    from birthright.station.connect import station_client
+    from birthright.station.enroll_station import register_station_identity
 
     started = time.perf_counter()
     ws = Workspace(workspace.resolve())
@@ -68,87 +104,65 @@ def demo(
     ws.create()
     settings = load_settings(ws.root, port=_free_port())
     write_settings_file(settings, ("port", "organization", "product", "serial_prefix"))
+    root_pem = ws.ca_dir / "root.pem"
+    station_dir = ws.root / "station"
 
-    console.rule("[bold]1. Factory CA")
-    ca = init_workspace_ca(settings, now=datetime.now(UTC))
-    load_or_create_audit_signer(settings)
-    console.print(f"root    {ca.root_cert.subject.rfc4514_string()}")
-    console.print(f"issuing {ca.issuing_cert.subject.rfc4514_string()}")
+    console.rule("[bold]1. Factory PKI")
+    ca = init_workspace_pki(settings, now=datetime.now(UTC))
+    console.print(f"root     {ca.root_cert.subject.rfc4514_string()}")
+    console.print(f"issuing  {ca.issuing_cert.subject.rfc4514_string()} (device certificates)")
+    console.print("station CA, service TLS certificate, audit signing key")
 
-    console.rule("[bold]2. Identity service")
+    console.rule(f"[bold]2. {devices} simulated secure elements (SoftHSM2 tokens)")
+    pin = ws.secret("device-pin", create=True)
+    t = time.perf_counter()
+    create_devices(ws.devices_dir, devices, pin=pin)
+    write_device_pin(ws.devices_dir, pin)
+    device_set = open_device_set(ws.devices_dir, pin=pin)
+    console.print(f"created {devices} tokens in {time.perf_counter() - t:.2f} s")
+
+    console.rule("[bold]3. Identity service, work orders, station identity")
     upgrade(settings.effective_database_url)
     engine = make_engine(settings.effective_database_url)
-    ops = Operations(make_sessionmaker(engine))
-    now = datetime.now(UTC)
-    ops.register_station(STATION_ID, site="site1", line="line1", now=now)
-    orders = WorkOrders(make_sessionmaker(engine))
-    order = orders.open(
-        WorkOrderSpec(
-            work_order_id=WORK_ORDER_ID,
-            product=settings.product,
-            site="site1",
-            line="line1",
-            quantity=devices,
-            serial_prefix=settings.serial_prefix,
-            serial_first=1,
-            serial_last=devices * 2,
-            valid_from=now,
-            valid_until=now + timedelta(days=30),
-            rate_ceiling_per_minute=600,
-        ),
-        now=now,
+    sessions = make_sessionmaker(engine)
+    _open_work_orders(settings, devices)
+    register_station_identity(
+        settings,
+        sessions,
+        station_id=STATION_ID,
+        site="site1",
+        line="line1",
+        station_dir=station_dir,
+        softhsm_dir=ws.devices_dir,
+        now=datetime.now(UTC),
     )
-    # A second, small order on the same line: the red-team attempts below run against it.
-    orders.open(
-        WorkOrderSpec(
-            work_order_id=REWORK_ORDER_ID,
-            product=settings.product,
-            site="site1",
-            line="line1",
-            quantity=1,
-            serial_prefix=settings.serial_prefix + "R",
-            serial_first=1,
-            serial_last=10,
-            valid_from=now,
-            valid_until=now + timedelta(days=30),
-        ),
-        now=now,
-    )
-    console.print(
-        f"work order {order.work_order_id}: {order.quantity} × {order.product} "
-        f"on {order.site}/{order.line}"
-    )
-    with ServiceProcess(ws, settings.effective_public_url) as service:
-        console.print(f"serving on {service.url} (SQLite {ws.database_file})")
-
-        console.rule(f"[bold]3. {devices} simulated secure elements (SoftHSM2 tokens)")
-        pin = ws.secret("device-pin", create=True)
-        t = time.perf_counter()
-        create_devices(ws.devices_dir, devices, pin=pin)
-        write_device_pin(ws.devices_dir, pin)
-        console.print(f"created {devices} tokens in {time.perf_counter() - t:.2f} s")
+    console.print(f"station {STATION_ID}: key in its token, certificates from the station CA")
+    with ServiceProcess(ws, settings.effective_public_url, ca_file=root_pem) as service:
+        console.print(f"serving on {service.url}: mutual TLS, signed station requests")
 
         console.rule("[bold]4. Provisioning station")
         run = run_provisioning(
             devices=ws.devices_dir,
             server=service.url,
-            station_id=STATION_ID,
+            station_dir=station_dir,
             work_order=WORK_ORDER_ID,
-            journal=ws.root / "station" / "journal.db",
+            journal=station_dir / "journal.db",
         )
 
         console.rule("[bold]5. Attestation")
         t = time.perf_counter()
-        verdicts = attest_devices(devices=ws.devices_dir, server=service.url, pin=pin)
+        verdicts = attest_devices(
+            devices=ws.devices_dir, server=service.url, pin=pin, ca_file=root_pem
+        )
         attest_seconds = time.perf_counter() - t
         passed = sum(1 for _label, r in verdicts if r["verdict"] == "pass")
         console.print(f"{passed}/{len(verdicts)} devices attested in {attest_seconds:.2f} s")
-        replay = replayed_nonce_refused(ws.devices_dir, service.url, pin=pin)
+        with device_client(service.url, root_pem) as device_side:
+            replay = replayed_nonce_refused(device_set, device_side)
         console.print(f"replayed nonce → verdict [bold]{replay}[/]")
 
         console.rule("[bold]6. The factory is not trusted")
-        device_set = open_device_set(ws.devices_dir, pin=pin)
-        with BackendClient(service.url) as backend:
+        with station_client(station_dir, service.url) as backend:
             refusals = {
                 "one unit's key copied into a second unit": shared_key_refused(
                     device_set, backend, station_id=STATION_ID, work_order_id=REWORK_ORDER_ID
@@ -156,82 +170,61 @@ def demo(
                 "one unit more than the work order allows": over_quota_refused(
                     device_set, backend, station_id=STATION_ID, work_order_id=WORK_ORDER_ID
                 ),
+                "the station's state copied to a second PC": cloned_station_caught(
+                    station_dir, service.url, backend, work_order_id=REWORK_ORDER_ID
+                ),
             }
         for attempt, code in refusals.items():
             console.print(f"{attempt} → refused [bold]{code}[/]")
 
     console.rule("[bold]7. Certificates and audit")
-    exported = export_certificates(ops, ca, ws.certs_dir)
+    exported = export_certificates(Operations(sessions), ca, ws.certs_dir)
     console.print(f"exported {exported} device certificates to {ws.certs_dir}/devices/")
-    audit = audit_intact(settings, make_sessionmaker(engine))
+    audit = audit_intact(settings, sessions)
+    alerts = Operations(sessions).alerts()
     engine.dispose()
     console.print(
         f"audit chain: {audit.rows_checked} events, {audit.checkpoints_verified} signed "
-        f"checkpoint(s), {'intact' if audit.ok else 'BROKEN'}"
+        f"checkpoint(s), {'intact' if audit.ok else 'BROKEN'}; {len(alerts)} security alert(s)"
     )
 
-    wall = time.perf_counter() - started
-    _summary(
-        ws.root,
-        devices=devices,
-        good=run.good,
-        failed=run.failed,
-        units_per_second=run.units_per_second,
-        attested=passed,
-        replay=replay,
-        refusals=refusals,
-        audit_ok=audit.ok,
-        audit_rows=audit.rows_checked,
-        wall=wall,
-    )
-    expected = ["key_shared", "quota_exhausted"]
-    if (
-        run.failed
-        or passed != devices
-        or replay != "fail"
-        or not audit.ok
-        or list(refusals.values()) != expected
-    ):
-        raise typer.Exit(code=1)
-
-
-def _summary(
-    root: Path,
-    *,
-    devices: int,
-    good: int,
-    failed: int,
-    units_per_second: float,
-    attested: int,
-    replay: str,
-    refusals: dict[str, str],
-    audit_ok: bool,
-    audit_rows: int,
-    wall: float,
-) -> None:
     table = Table(title="birthright demo", show_header=False)
     table.add_row("simulated devices", str(devices))
     table.add_row(
-        "provisioned (key on chip → cert → stored → proven)", f"{good} ok, {failed} failed"
+        "provisioned (key on chip → cert → stored → proven)", f"{run.good} ok, {run.failed} failed"
     )
-    table.add_row("provisioning rate", f"{units_per_second:.1f} units/s")
-    table.add_row("attested (signature, chain, status, nonce)", f"{attested}/{devices} pass")
+    table.add_row(
+        "provisioning rate (mTLS + signed requests)", f"{run.units_per_second:.1f} units/s"
+    )
+    table.add_row("attested (signature, chain, status, nonce)", f"{passed}/{devices} pass")
     table.add_row("replayed nonce", "refused" if replay == "fail" else f"NOT refused ({replay})")
     for attempt, code in refusals.items():
         table.add_row(attempt, f"refused ({code})")
     table.add_row(
         "audit chain (hash-linked, signed head)",
-        f"{audit_rows} events, {'intact' if audit_ok else 'BROKEN'}",
+        f"{audit.rows_checked} events, {'intact' if audit.ok else 'BROKEN'}",
     )
-    table.add_row("wall time", f"{wall:.1f} s")
+    table.add_row("security alerts raised", ", ".join(sorted({str(a["kind"]) for a in alerts})))
+    table.add_row("wall time", f"{time.perf_counter() - started:.1f} s")
     console.print(table)
+    root = ws.root
     console.print(
         Panel(
             f"Workspace: {root}\n"
             f"  certificates  {root / 'certs'} (root.pem, issuing.pem, devices/<serial>.pem)\n"
             f"  database      {root / 'birthright.db'}\n"
+            f"  station       {station_dir} (identity, counter, journal.db)\n"
             f"  logs          {root / 'logs'}\n"
-            f"Explore it:     birthright serve --workspace {root}   (API docs at /docs)",
+            f"Explore it:     birthright serve --workspace {root}   (API docs at /docs)\n"
+            f"                birthright audit verify --workspace {root}",
             title="output",
         )
     )
+    if (
+        run.failed
+        or passed != devices
+        or replay != "fail"
+        or not audit.ok
+        or list(refusals.values()) != EXPECTED_REFUSALS
+    ):
+        raise typer.Exit(code=1)

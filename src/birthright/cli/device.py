@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ssl
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -17,8 +18,20 @@ from birthright.station.client import BackendClient
 app = typer.Typer(help="Device agent commands.", no_args_is_help=True)
 
 
+def device_client(server: str, ca_file: Path | None) -> BackendClient:
+    """A device's view of the backend: HTTPS checked against the factory root when given."""
+    if ca_file is None:
+        return BackendClient(server)
+    return BackendClient(server, verify=ssl.create_default_context(cafile=str(ca_file)))
+
+
 def attest_devices(
-    *, devices: Path, server: str, labels: list[str] | None = None, pin: str | None = None
+    *,
+    devices: Path,
+    server: str,
+    labels: list[str] | None = None,
+    pin: str | None = None,
+    ca_file: Path | None = None,
 ) -> list[tuple[str, dict[str, Any]]]:
     """Attest each device (all when ``labels`` is None); returns (label, verdict) pairs."""
     from birthright.se.sim import open_device_set, read_device_pin
@@ -26,7 +39,7 @@ def attest_devices(
     device_set = open_device_set(devices, pin=pin or read_device_pin(devices))
     chosen = labels or [d.label for d in device_set.devices()]
     results = []
-    with BackendClient(server) as backend:
+    with device_client(server, ca_file) as backend:
         for label in chosen:
             with device_set.open(label) as se:
                 try:
@@ -50,9 +63,12 @@ def attest(
     label: Annotated[
         list[str] | None, typer.Option("--label", help="Device label(s); default all.")
     ] = None,
+    ca_file: Annotated[
+        Path | None, typer.Option(help="Factory root (root.pem) to check the HTTPS server.")
+    ] = None,
 ) -> None:
     """Prove each device's identity to the backend with a fresh, chip-signed challenge."""
-    results = attest_devices(devices=devices, server=server, labels=label)
+    results = attest_devices(devices=devices, server=server, labels=label, ca_file=ca_file)
     table = Table("device", "serial", "verdict", "checks")
     for name, r in results:
         checks = ", ".join(c["id"] for c in r["checks"]) or r.get("message", "")

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+import threading
+from typing import Annotated, Any
 
 import typer
 import uvicorn
@@ -29,8 +30,12 @@ def serve(
     migrate: Annotated[bool, typer.Option(help="Apply migrations before serving.")] = True,
 ) -> None:
     """Start the identity service on the workspace (API docs at /docs)."""
+    from birthright.audit.signing import load_or_create_audit_signer
+    from birthright.ca.station import server_tls_files
+    from birthright.db.audit import AuditCheckpointer
     from birthright.server.app import create_app
-    from birthright.server.backend import build_backend
+    from birthright.server.backend import build_backend, utc_now
+    from birthright.server.tls import mtls_uvicorn_options
 
     overrides: dict[str, object] = {}
     if host is not None:
@@ -42,7 +47,28 @@ def serve(
     if migrate:
         upgrade(settings.effective_database_url)
     backend = build_backend(settings)
+    stop = threading.Event()
+    if settings.audit_checkpoint_seconds > 0:
+        checkpointer = AuditCheckpointer(
+            sessions=backend.sessions, signer=load_or_create_audit_signer(settings), clock=utc_now
+        )
+        threading.Thread(
+            target=checkpointer.run_forever,
+            args=(settings.audit_checkpoint_seconds, stop),
+            daemon=True,
+            name="audit-checkpointer",
+        ).start()
+    tls_options: dict[str, Any] = {}
+    if settings.tls:
+        tls_options = mtls_uvicorn_options(server_tls_files(settings.ws))
     try:
-        uvicorn.run(create_app(backend), host=settings.host, port=settings.port, log_config=None)
+        uvicorn.run(
+            create_app(backend),
+            host=settings.host,
+            port=settings.port,
+            log_config=None,
+            **tls_options,
+        )
     finally:
+        stop.set()
         backend.close()

@@ -24,7 +24,6 @@ app = typer.Typer(help="Provisioning station commands.", no_args_is_help=True)
 
 DevicesOpt = Annotated[Path, typer.Option("--devices", help="Folder of simulated devices.")]
 ServerOpt = Annotated[str, typer.Option("--server", help="Backend base URL.")]
-StationOpt = Annotated[str, typer.Option("--station-id", help="This station's registered id.")]
 
 
 @app.command()
@@ -32,13 +31,35 @@ def register(
     station_id: Annotated[str, typer.Argument(help="Station id, e.g. site1-line1-st1.")],
     site: Annotated[str, typer.Option(help="Factory site.")],
     line: Annotated[str, typer.Option(help="Production line.")],
+    station_dir: Annotated[
+        Path, typer.Option(help="Where the station keeps its identity (config, certs, counter).")
+    ],
+    softhsm_dir: Annotated[
+        Path | None,
+        typer.Option(help="SoftHSM2 folder for the station token (default: its own)."),
+    ] = None,
     workspace: WorkspaceOpt = DEFAULT_WORKSPACE,
 ) -> None:
-    """Register a provisioning station (operator command, on the server's workspace)."""
-    st = _operations(workspace).register_station(
-        station_id, site=site, line=line, now=datetime.now(UTC)
+    """Register a station: key in its own token, certificates from the station CA (dev: both
+    the station's and the operator's half run here)."""
+    from birthright.station.enroll_station import register_station_identity
+
+    settings = settings_for(workspace)
+    sessions = make_sessionmaker(make_engine(settings.effective_database_url))
+    st = register_station_identity(
+        settings,
+        sessions,
+        station_id=station_id,
+        site=site,
+        line=line,
+        station_dir=station_dir,
+        softhsm_dir=softhsm_dir,
+        now=datetime.now(UTC),
     )
-    console.print(f"registered station [bold]{st.station_id}[/] at {st.site} / {st.line}")
+    console.print(
+        f"registered station [bold]{st.station_id}[/] at {site} / {line}; "
+        f"identity in {st.station_dir}"
+    )
 
 
 def _operations(workspace: Path) -> Operations:
@@ -109,8 +130,9 @@ def run_provisioning(
     *,
     devices: Path,
     server: str,
-    station_id: str,
+    station_dir: Path | None,
     work_order: str,
+    station_id: str | None = None,
     journal: Path,
     pin: str | None = None,
     fault: FaultPlan | None = None,
@@ -123,7 +145,8 @@ def run_provisioning(
     labels = [d.label for d in device_set.devices()]
     start = time.perf_counter()
     book = Journal(journal, fault=fault)
-    with BackendClient(server) as backend, _progress() as progress:
+    backend, station_id = _client(server, station_dir, station_id)
+    with backend, _progress() as progress:
         task = progress.add_task("provisioning", total=len(labels), rate="")
         station = Station(
             station_id=station_id, work_order_id=work_order, backend=backend, journal=book
@@ -154,6 +177,21 @@ def run_provisioning(
     return RunSummary(tuple(outcomes), time.perf_counter() - start)
 
 
+def _client(
+    server: str, station_dir: Path | None, station_id: str | None
+) -> tuple[BackendClient, str]:
+    """Speak as the station of ``station_dir`` (mTLS + signed requests), or, against a service
+    whose station authentication is off, as ``station_id``."""
+    if station_dir is not None:
+        from birthright.station.connect import station_client
+        from birthright.station.identity import load_station_config
+
+        return station_client(station_dir, server), load_station_config(station_dir).station_id
+    if station_id is None:
+        raise typer.BadParameter("give --station-dir (or --station-id without station auth)")
+    return BackendClient(server), station_id
+
+
 def _progress() -> Progress:
     return Progress(
         TextColumn("[bold]{task.description}"),
@@ -169,7 +207,6 @@ def _progress() -> Progress:
 def provision(
     devices: DevicesOpt,
     server: ServerOpt,
-    station_id: StationOpt,
     work_order: Annotated[str, typer.Option("--work-order", help="Open work order of the line.")],
     journal: Annotated[Path, typer.Option(help="The station's local journal (SQLite).")] = Path(
         "station-journal.db"
@@ -181,11 +218,18 @@ def provision(
         str | None,
         typer.Option(envvar="BIRTHRIGHT_FAULT_KILL_AT", hidden=True, help="Crash tests only."),
     ] = None,
+    station_dir: Annotated[
+        Path | None, typer.Option(help="This station's identity (from `station register`).")
+    ] = None,
+    station_id: Annotated[
+        str | None, typer.Option(help="Only against a service with station auth off.")
+    ] = None,
 ) -> None:
     """Provision every connected secure element: key on chip, certificate, proof."""
     summary = run_provisioning(
         devices=devices,
         server=server,
+        station_dir=station_dir,
         station_id=station_id,
         work_order=work_order,
         journal=journal,

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import ssl
 import subprocess
 import sys
 import time
+from pathlib import Path
 from types import TracebackType
 
 import httpx
@@ -14,9 +16,14 @@ from birthright.workspace import Workspace
 
 
 class ServiceProcess:
-    def __init__(self, ws: Workspace, url: str, *, start_timeout: float = 30.0) -> None:
+    def __init__(
+        self, ws: Workspace, url: str, *, ca_file: Path | None = None, start_timeout: float = 30.0
+    ) -> None:
         self.ws = ws
         self.url = url
+        self._verify: ssl.SSLContext | bool = (
+            ssl.create_default_context(cafile=str(ca_file)) if ca_file else True
+        )
         self._timeout = start_timeout
         self._proc: subprocess.Popen[bytes] | None = None
 
@@ -44,7 +51,8 @@ class ServiceProcess:
                     code="service_failed",
                 )
             try:
-                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
+                health = httpx.get(f"{self.url}/healthz", timeout=1, verify=self._verify)
+                if health.status_code == 200:
                     return self
             except httpx.HTTPError:
                 pass

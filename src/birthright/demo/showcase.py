@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import base64
+import shutil
 from datetime import UTC, datetime
 from pathlib import Path
 
-import httpx
 from cryptography.hazmat.primitives.serialization import Encoding
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -20,25 +19,18 @@ from birthright.settings import Settings
 from birthright.station.client import BackendClient
 
 
-def replayed_nonce_refused(devices: Path, server: str, *, pin: str) -> str:
+def replayed_nonce_refused(device_set: DeviceSet, backend: BackendClient) -> str:
     """Attest the first device twice with the same signed evidence; return the 2nd verdict."""
-    from birthright.se.sim import open_device_set
-
-    device_set = open_device_set(devices, pin=pin)
     first = device_set.devices()[0].label
-    with device_set.open(first) as se, BackendClient(server) as backend:
+    with device_set.open(first) as se:
         serial = device_serial(se)
         evidence = build_evidence(
             nonce=backend.challenge(serial), serial=serial, now=datetime.now(UTC)
         )
-        body = {
-            "evidence": base64.b64encode(evidence).decode(),
-            "signature": base64.b64encode(se.sign(evidence)).decode(),
-            "chain": [c.public_bytes(Encoding.PEM).decode() for c in se.read_chain()],
-        }
-    httpx.post(f"{server}/v1/attestations", json=body, timeout=10).raise_for_status()
-    second = httpx.post(f"{server}/v1/attestations", json=body, timeout=10).json()
-    return str(second["verdict"])
+        signature = se.sign(evidence)
+        chain = [c.public_bytes(Encoding.PEM).decode() for c in se.read_chain()]
+    backend.attest(evidence=evidence, signature=signature, chain_pem=chain)
+    return str(backend.attest(evidence=evidence, signature=signature, chain_pem=chain)["verdict"])
 
 
 def export_certificates(ops: Operations, ca: FactoryCa, certs_dir: Path) -> int:
@@ -106,3 +98,36 @@ def over_quota_refused(
         ).provision(se, label=extra.label)
         keyless = se.identity_public_key() is None
     return outcome.code if keyless else f"{outcome.code} (but a key was generated)"
+
+
+def cloned_station_caught(
+    station_dir: Path, server: str, backend: BackendClient, *, work_order_id: str
+) -> str:
+    """Copy the station's whole state (config, certificates, TLS key, counter) to another
+    folder and use both: the second request with the same counter is a fork."""
+    from birthright.station.client import BackendUntrusting
+    from birthright.station.connect import station_client
+
+    clone_dir = station_dir.with_name(station_dir.name + "-clone")
+    shutil.rmtree(clone_dir, ignore_errors=True)
+    shutil.copytree(station_dir, clone_dir)
+    station_id = backend_station_id(station_dir)
+    with station_client(clone_dir, server) as clone:
+        clone.reserve_serial(
+            station_id=station_id, work_order_id=work_order_id, chip_id="CLONE-GHOST-1"
+        )
+    try:
+        backend.reserve_serial(
+            station_id=station_id, work_order_id=work_order_id, chip_id="REAL-NEXT-1"
+        )
+    except BackendUntrusting as e:
+        return e.code
+    finally:
+        shutil.rmtree(clone_dir, ignore_errors=True)
+    return "accepted"
+
+
+def backend_station_id(station_dir: Path) -> str:
+    from birthright.station.identity import load_station_config
+
+    return load_station_config(station_dir).station_id

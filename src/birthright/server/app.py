@@ -87,6 +87,9 @@ def create_app(backend: Backend) -> FastAPI:
         },
     )
     app.state.backend = backend
+    app.state.station_auth = backend.station_auth
+    if backend.station_auth is None:
+        log.warning("station authentication is OFF: station ids in request bodies are trusted")
     for router in (enrollment.router, attestation.router, devices.router, ca.router):
         app.include_router(router)
 

@@ -11,11 +11,14 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from birthright.attest.service import AttestationService
 from birthright.ca.authority import FactoryCa, load_factory_ca
+from birthright.ca.station import read_station_ca_cert
 from birthright.db.attestation import SqlAttestationRecords, SqlNonceStore
 from birthright.db.engine import make_engine, make_sessionmaker
 from birthright.db.operations import Operations
 from birthright.db.repository import SqlEnrollmentStore
+from birthright.db.stations import SqlStationLedger
 from birthright.enrollment.service import EnrollmentService
+from birthright.server.station_auth import StationRequestVerifier
 from birthright.settings import Settings
 
 
@@ -32,6 +35,8 @@ class Backend:
     operations: Operations
     chain: tuple[x509.Certificate, ...]
     max_body_bytes: int
+    #: None only when station authentication is switched off (isolated logic tests).
+    station_auth: StationRequestVerifier | None
 
     def close(self) -> None:
         self.engine.dispose()
@@ -59,4 +64,17 @@ def build_backend(settings: Settings, *, ca: FactoryCa | None = None) -> Backend
         operations=Operations(sessions),
         chain=tuple(factory_ca.chain()),
         max_body_bytes=settings.max_body_bytes,
+        station_auth=_station_auth(settings, sessions) if settings.station_auth else None,
+    )
+
+
+def _station_auth(settings: Settings, sessions: sessionmaker[Session]) -> StationRequestVerifier:
+    ledger = SqlStationLedger(sessions)
+    return StationRequestVerifier(
+        station_ca=read_station_ca_cert(settings.ws),
+        directory=ledger,
+        ledger=ledger,
+        refusals=ledger,
+        clock=utc_now,
+        require_client_cert=settings.tls,
     )

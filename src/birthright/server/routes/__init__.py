@@ -6,8 +6,11 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Request
 
+from birthright.errors import TrustError
 from birthright.server.backend import Backend
 from birthright.server.schemas import ErrorBody
+from birthright.server.station_auth import authenticated_station
+from birthright.types import StationId
 
 
 def _backend(request: Request) -> Backend:
@@ -16,6 +19,28 @@ def _backend(request: Request) -> Backend:
 
 
 BackendDep = Annotated[Backend, Depends(_backend)]
+
+
+async def _calling_station(request: Request) -> StationId | None:
+    """The authenticated station, or None when station authentication is switched off."""
+    if request.app.state.station_auth is None:
+        return None
+    return await authenticated_station(request)
+
+
+CallingStation = Annotated[StationId | None, Depends(_calling_station)]
+
+
+def station_of(calling: StationId | None, claimed: str) -> StationId:
+    """The station a request acts for: the authenticated one, which must be the one it names."""
+    if calling is None:
+        return StationId(claimed)
+    if calling != claimed:
+        raise TrustError(
+            f"this request is signed by station {calling} but names station {claimed}",
+            code="station_mismatch",
+        )
+    return calling
 
 
 def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:

@@ -6,14 +6,14 @@ from fastapi import APIRouter, Response
 
 from birthright.enrollment.model import EnrollmentRequest
 from birthright.server.pem import cert_pem, pem_or_b64
-from birthright.server.routes import BackendDep, errors
+from birthright.server.routes import BackendDep, CallingStation, errors, station_of
 from birthright.server.schemas import (
     EnrollmentBody,
     EnrollmentResponse,
     SerialRequest,
     SerialResponse,
 )
-from birthright.types import ChipId, ProductSerial, StationId
+from birthright.types import ChipId, ProductSerial
 
 router = APIRouter(prefix="/v1", tags=["enrollment"])
 
@@ -24,9 +24,11 @@ router = APIRouter(prefix="/v1", tags=["enrollment"])
     responses=errors(400, 403, 409, 413, 422),
     summary="Reserve the next product serial for a chip (idempotent per chip)",
 )
-def reserve_serial(body: SerialRequest, backend: BackendDep) -> SerialResponse:
+def reserve_serial(
+    body: SerialRequest, backend: BackendDep, calling: CallingStation
+) -> SerialResponse:
     r = backend.enrollment.reserve_serial(
-        StationId(body.station_id), ChipId(body.chip_id), body.work_order_id
+        station_of(calling, body.station_id), ChipId(body.chip_id), body.work_order_id
     )
     return SerialResponse(
         serial=r.serial,
@@ -44,10 +46,12 @@ def reserve_serial(body: SerialRequest, backend: BackendDep) -> SerialResponse:
     responses={200: {"model": EnrollmentResponse}, **errors(400, 403, 409, 413, 422)},
     summary="Enroll a unit: check the CSR, issue its certificate, record it (idempotent)",
 )
-def enroll(body: EnrollmentBody, response: Response, backend: BackendDep) -> EnrollmentResponse:
+def enroll(
+    body: EnrollmentBody, response: Response, backend: BackendDep, calling: CallingStation
+) -> EnrollmentResponse:
     result = backend.enrollment.enroll(
         EnrollmentRequest(
-            station_id=StationId(body.station_id),
+            station_id=station_of(calling, body.station_id),
             work_order_id=body.work_order_id,
             serial=ProductSerial(body.serial),
             chip_id=ChipId(body.chip_id),

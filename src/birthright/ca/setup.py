@@ -1,0 +1,20 @@
+"""Lay out a workspace's whole PKI in one step: factory CA, station CA, server TLS, audit key."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from birthright.audit.signing import load_or_create_audit_signer
+from birthright.ca.authority import FactoryCa, init_workspace_ca
+from birthright.ca.station import init_station_ca, write_server_tls
+from birthright.settings import Settings
+
+
+def init_workspace_pki(settings: Settings, *, now: datetime, force: bool = False) -> FactoryCa:
+    """Offline root with two intermediates (device issuing CA, station CA), the service's TLS
+    certificate (issued by the station CA, so stations pin one anchor), and the audit key."""
+    factory_ca = init_workspace_ca(settings, now=now, force=force)
+    station_ca = init_station_ca(settings, now=now, force=force)
+    write_server_tls(settings.ws, station_ca, now=now, hostnames=(settings.host, "localhost"))
+    load_or_create_audit_signer(settings)
+    return factory_ca

@@ -1,0 +1,163 @@
+"""Station request signatures (RFC 9421) with a strictly increasing, durable request counter.
+
+Every request a station sends carries ``Content-Digest`` (RFC 9530, sha-256), a
+``Station-Counter`` and one signature labelled ``station`` over ``SIGNED_COMPONENTS`` with the
+parameters ``created``, ``keyid`` (the station id) and ``alg="ecdsa-p256-sha256"``. The key is
+the station's token key: ``http-message-signatures`` prepares the signature base, the token
+signs it, and the raw r‖s goes back into the headers.
+
+The counter is taken from ``CounterStore`` (file-backed, fsync'd) and held, with an exclusive
+lock, until the response arrives: one station sends one signed request at a time, so the
+backend sees its counters in order; a counter it has seen before from a different request is a
+clone (``counter_fork``).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import tempfile
+import threading
+from collections.abc import AsyncGenerator, Callable, Generator, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+from http_message_signatures import HTTPMessageSigner, algorithms
+
+from birthright.errors import ConfigError, InputError
+
+COUNTER_HEADER = "Station-Counter"
+SIGNATURE_LABEL = "station"
+ALGORITHM = algorithms.ECDSA_P256_SHA256
+#: What every station signature covers (the verifier requires exactly these).
+SIGNED_COMPONENTS = (
+    "@method",
+    "@authority",
+    "@path",
+    "@query",
+    "content-digest",
+    "station-counter",
+)
+#: Counters are stored as BIGINT.
+MAX_COUNTER = 2**63 - 1
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class CounterStore:
+    """A strictly increasing counter in a file; each value is durable before it is used.
+
+    ``reserve()`` holds a thread lock and an exclusive ``flock`` on ``<file>.lock`` for as
+    long as the caller uses the value, so two processes on one station directory cannot send
+    counters out of order. A missing file starts at 0; a damaged one is an error, never a
+    silent restart (the backend would take a restart for a clone).
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._lock_path = path.with_name(path.name + ".lock")
+        self._lock = threading.Lock()
+
+    def current(self) -> int:
+        try:
+            text = self.path.read_text().strip()
+        except FileNotFoundError:
+            return 0
+        if not text.isdigit() or int(text) > MAX_COUNTER:
+            raise ConfigError(f"the counter file {self.path} is damaged", code="counter_damaged")
+        return int(text)
+
+    @contextmanager
+    def reserve(self) -> Iterator[int]:
+        """The next counter value, written and fsync'd; exclusive until the block ends."""
+        with self._lock:
+            fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                value = self.current() + 1
+                if value > MAX_COUNTER:
+                    raise ConfigError("the request counter is exhausted", code="counter_damaged")
+                self._write(value)
+                yield value
+            finally:
+                os.close(fd)  # releases the flock
+
+    def _write(self, value: int) -> None:
+        directory = self.path.parent
+        fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{self.path.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "w") as f:
+                f.write(f"{value}\n")
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, self.path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        dir_fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+
+
+class StationAuth(httpx.Auth):
+    """``httpx`` authentication that counts and signs every request with the station key.
+
+    Synchronous clients only (the counter lock is a thread lock held across the request).
+    """
+
+    requires_request_body = True
+
+    def __init__(
+        self,
+        station_id: str,
+        signer: ec.EllipticCurvePrivateKey,
+        counter: CounterStore,
+        *,
+        clock: Callable[[], datetime] = utc_now,
+    ) -> None:
+        if not isinstance(signer.curve, ec.SECP256R1):
+            raise ConfigError("a station signing key must be EC P-256", code="station_key_type")
+        self.station_id = station_id
+        self._signer = signer
+        self._counter = counter
+        self._clock = clock
+        self._http_signer = HTTPMessageSigner(signature_algorithm=ALGORITHM)
+
+    def sign(self, request: httpx.Request, counter: int) -> None:
+        """Add Content-Digest, Station-Counter and the signature headers to ``request``."""
+        for name in ("content-digest", "signature", "signature-input"):
+            if name in request.headers:
+                raise InputError(f"the request already carries {name}", code="already_signed")
+        request.headers[COUNTER_HEADER] = str(counter)
+        prepared = self._http_signer.prepare(
+            request,
+            key_id=self.station_id,
+            created=self._clock(),
+            label=SIGNATURE_LABEL,
+            covered_component_ids=SIGNED_COMPONENTS,
+            body=request.content,
+        )
+        der = self._signer.sign(prepared.signature_base, ec.ECDSA(hashes.SHA256()))
+        self._http_signer.apply(request, prepared, ALGORITHM.signature_from_der(der))
+
+    def sync_auth_flow(
+        self, request: httpx.Request
+    ) -> Generator[httpx.Request, httpx.Response, None]:
+        request.read()
+        with self._counter.reserve() as counter:
+            self.sign(request, counter)
+            yield request  # the counter stays reserved until the response is back
+
+    async def async_auth_flow(
+        self, request: httpx.Request
+    ) -> AsyncGenerator[httpx.Request, httpx.Response]:
+        raise ConfigError("StationAuth works with a synchronous httpx.Client only")
+        yield request  # pragma: no cover - makes this an async generator
