@@ -9,6 +9,7 @@ import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 import uvicorn
@@ -97,13 +98,14 @@ class ServedBackend:
 class ThreadServer:
     """uvicorn serving ``backend`` on 127.0.0.1:``port`` in a thread of this process."""
 
-    def __init__(self, backend: Backend, port: int) -> None:
+    def __init__(self, backend: Backend, port: int, **options: Any) -> None:
         config = uvicorn.Config(
             create_app(backend),
             host="127.0.0.1",
             port=port,
             log_config=None,
             log_level="warning",
+            **options,
         )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
