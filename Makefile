@@ -7,7 +7,7 @@ APT_PACKAGES := softhsm2 opensc openssl
 WORKSPACE ?= demo-workspace
 DEVICES ?= 25
 
-.PHONY: setup system-deps venv demo test lint typecheck clean
+.PHONY: setup system-deps venv demo test bench lint typecheck clean
 
 setup: system-deps venv
 
@@ -35,6 +35,9 @@ test: setup
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	$(BIN)/pytest
+
+bench: setup
+	PYTHONPATH=. $(BIN)/python -m bench.enroll
 
 lint: venv
 	$(BIN)/ruff check .

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import ssl
 import statistics
 import subprocess
 import sys
@@ -75,7 +76,7 @@ def print_table(figures: list[Figure]) -> None:
         table.add_row(
             f.name, f"{f.median:,.1f}", f"{f.minimum:,.1f} … {f.maximum:,.1f}", f.unit, ref, ratio
         )
-    Console().print(table)
+    Console(width=140).print(table)
 
 
 def free_port() -> int:
@@ -85,7 +86,9 @@ def free_port() -> int:
 
 
 @contextmanager
-def service(workspace: Path, port: int, *, extra: list[str] | None = None) -> Iterator[str]:
+def service(
+    workspace: Path, port: int, *, extra: list[str] | None = None, ca_file: Path | None = None
+) -> Iterator[str]:
     """``birthright serve`` as a child process; stopped and reaped on exit."""
     log = (workspace / "bench-serve.log").open("ab")
     proc = subprocess.Popen(
@@ -103,12 +106,16 @@ def service(workspace: Path, port: int, *, extra: list[str] | None = None) -> It
         stdout=log,
         stderr=subprocess.STDOUT,
     )
-    url = f"http://127.0.0.1:{port}"
+    scheme = "https" if ca_file else "http"
+    url = f"{scheme}://127.0.0.1:{port}"
+    verify: ssl.SSLContext | bool = (
+        ssl.create_default_context(cafile=str(ca_file)) if ca_file else True
+    )
     try:
         deadline = time.monotonic() + 30
         while True:
             try:
-                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                if httpx.get(f"{url}/healthz", timeout=1, verify=verify).status_code == 200:
                     break
             except httpx.HTTPError:
                 pass

@@ -8,7 +8,6 @@ software keys: the secure element's own keygen and signing are not what is measu
 from __future__ import annotations
 
 import argparse
-import base64
 import os
 import shutil
 import time
@@ -16,7 +15,6 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import httpx
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -60,17 +58,23 @@ def raw_issuance_rate(csrs: list[bytes]) -> float:
     return len(csrs) / (time.perf_counter() - start)
 
 
-def setup_workspace(ws: Path, *, database_url: str, stations: int, quantity: int) -> None:
-    from birthright.ca.authority import init_workspace_ca
+def setup_workspace(
+    ws: Path, *, database_url: str, stations: int, quantity: int, softhsm: Path, tag: str
+) -> list[Path]:
+    """A workspace with the whole PKI, ``stations`` registered stations (keys in SoftHSM2
+    tokens of one private configuration) and one work order; returns the station folders."""
+    from birthright.ca.setup import init_workspace_pki
     from birthright.db.engine import make_engine, make_sessionmaker
     from birthright.db.migrate import upgrade
-    from birthright.db.operations import Operations, WorkOrders
+    from birthright.db.operations import WorkOrders
     from birthright.enrollment.model import WorkOrderSpec
+    from birthright.se.pkcs11 import write_softhsm2_conf
     from birthright.settings import load_settings, write_settings_file
+    from birthright.station.enroll_station import register_station_identity
 
-    settings = load_settings(ws, database_url=database_url)
+    settings = load_settings(ws, database_url=database_url, port=free_port())
     settings.ws.create()
-    write_settings_file(settings, ("database_url",))
+    write_settings_file(settings, ("database_url", "port"))
     if database_url.startswith("postgresql"):
         from sqlalchemy import text
 
@@ -81,10 +85,24 @@ def setup_workspace(ws: Path, *, database_url: str, stations: int, quantity: int
         engine.dispose()
     upgrade(settings.effective_database_url)
     now = datetime.now(UTC)
-    init_workspace_ca(settings, now=now, force=True)
+    init_workspace_pki(settings, now=now)
     sessions = make_sessionmaker(make_engine(settings.effective_database_url))
+    if not (softhsm / "softhsm2.conf").exists():
+        write_softhsm2_conf(softhsm / "softhsm2.conf", softhsm / "tokens")
+    dirs = []
     for s in range(stations):
-        Operations(sessions).register_station(f"bench-{s}", site="s1", line="l1", now=now)
+        d = ws / f"station-{s}"
+        register_station_identity(
+            settings,
+            sessions,
+            station_id=f"b-{tag}-{s}",
+            site="s1",
+            line="l1",
+            station_dir=d,
+            softhsm_dir=softhsm,
+            now=now,
+        )
+        dirs.append(d)
     WorkOrders(sessions).open(
         WorkOrderSpec(
             "WO-BENCH",
@@ -100,43 +118,43 @@ def setup_workspace(ws: Path, *, database_url: str, stations: int, quantity: int
         ),
         now=now,
     )
+    return dirs
 
 
-def run_stations(url: str, csrs: list[bytes], stations: int, offset: int) -> float:
-    """Each station thread reserves and enrolls its share; returns enrollments/s."""
-    share = len(csrs) // stations
+def run_stations(url: str, csrs: list[bytes], station_dirs: list[Path], offset: int) -> float:
+    """Each station (its own mTLS client, its own signing key and counter) reserves and
+    enrolls its share in a thread; returns enrollments/s."""
+    from birthright.station.connect import station_client
+    from birthright.station.identity import load_station_config
+
+    share = len(csrs) // len(station_dirs)
+    clients = [station_client(d, url) for d in station_dirs]
+    ids = [load_station_config(d).station_id for d in station_dirs]
 
     def station(s: int) -> int:
-        ok = 0
-        with httpx.Client(base_url=url, timeout=60) as http:
-            for i in range(share):
-                chip = f"chip-{offset}-{s}-{i}"
-                serial = http.post(
-                    "/v1/serials",
-                    json={
-                        "station_id": f"bench-{s}",
-                        "work_order_id": "WO-BENCH",
-                        "chip_id": chip,
-                    },
-                ).json()["serial"]
-                r = http.post(
-                    "/v1/enrollments",
-                    json={
-                        "station_id": f"bench-{s}",
-                        "work_order_id": "WO-BENCH",
-                        "serial": serial,
-                        "chip_id": chip,
-                        "csr": base64.b64encode(csrs[s * share + i]).decode(),
-                    },
-                )
-                ok += r.status_code == 201
+        client, ok = clients[s], 0
+        for i in range(share):
+            chip = f"chip-{offset}-{s}-{i}"
+            serial = client.reserve_serial(
+                station_id=ids[s], work_order_id="WO-BENCH", chip_id=chip
+            )
+            enrolled = client.enroll(
+                station_id=ids[s],
+                work_order_id="WO-BENCH",
+                serial=serial,
+                chip_id=chip,
+                csr_der=csrs[s * share + i],
+            )
+            ok += enrolled.created
         return ok
 
     start = time.perf_counter()
-    with ThreadPoolExecutor(stations) as pool:
-        done = sum(pool.map(station, range(stations)))
+    with ThreadPoolExecutor(len(station_dirs)) as pool:
+        done = sum(pool.map(station, range(len(station_dirs))))
     elapsed = time.perf_counter() - start
-    assert done == share * stations, f"only {done} of {share * stations} enrolled"
+    for c in clients:
+        c.close()
+    assert done == share * len(station_dirs), f"only {done} enrolled"
     return done / elapsed
 
 
@@ -146,6 +164,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/birthright-bench"))
     args = parser.parse_args()
+    shutil.rmtree(args.workdir / "hsm-stations", ignore_errors=True)
     csrs = make_csrs(args.units)
     raw = figure(
         "raw CSR verify + issue (cryptography, 1 core)",
@@ -162,19 +181,25 @@ def main() -> None:
             ws = args.workdir / f"{db_name}-{stations}"
             shutil.rmtree(ws, ignore_errors=True)
             url = url_template.format(ws=ws)
-            setup_workspace(
-                ws, database_url=url, stations=stations, quantity=args.units * (args.runs + 1)
+            dirs = setup_workspace(
+                ws,
+                database_url=url,
+                stations=stations,
+                quantity=args.units * (args.runs + 1),
+                softhsm=args.workdir / "hsm-stations",
+                tag=f"{db_name[:2]}{stations}",
             )
             # Every run enrolls fresh keys: a key enrolled twice is refused (key_shared).
             batches = iter([make_csrs(args.units) for _ in range(args.runs)])
             counter = iter(range(1000))
-            with service(ws, free_port()) as base:
+            port = free_port()
+            with service(ws, port, ca_file=ws / "ca" / "root.pem") as base:
                 figures.append(
                     figure(
                         f"enrollments/s, {stations} station(s), {db_name}",
                         "enrollments/s",
-                        lambda base=base, stations=stations, batches=batches, counter=counter: (
-                            run_stations(base, next(batches), stations, next(counter))
+                        lambda base=base, dirs=dirs, batches=batches, counter=counter: run_stations(
+                            base, next(batches), dirs, next(counter)
                         ),
                         runs=args.runs,
                         reference=("raw issue rate", raw.median),
