@@ -11,6 +11,8 @@ import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
+from birthright.errors import ConfigError
+
 
 @dataclass(frozen=True)
 class Workspace:
@@ -64,7 +66,12 @@ class Workspace:
         if create and not path.exists():
             self.secrets_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
             write_secret_file(path, secrets.token_urlsafe(24))
-        return read_secret_file(path)
+        try:
+            return read_secret_file(path)
+        except FileNotFoundError as e:
+            raise ConfigError(
+                f"the secret {name!r} is missing from {self.secrets_dir}", code="secret_missing"
+            ) from e
 
 
 def write_secret_file(path: Path, value: str) -> None:

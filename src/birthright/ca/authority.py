@@ -170,14 +170,6 @@ def read_ca_certificates(ws: Workspace) -> tuple[x509.Certificate, x509.Certific
     return _read_cert(ws.ca_dir / ROOT_CERT), _read_cert(ws.ca_dir / ISSUING_CERT)
 
 
-def _secret(ws: Workspace, name: str, *, create: bool = False) -> str:
-    try:
-        return ws.secret(name, create=create)
-    except FileNotFoundError as e:
-        raise ConfigError(
-            f"the secret {name!r} is missing from {ws.secrets_dir}", code="secret_missing"
-        ) from e
-
 
 def load_factory_ca(settings: Settings) -> FactoryCa:
     """The workspace's CA with its issuing key opened (file or token); never the root key."""
@@ -190,11 +182,11 @@ def load_factory_ca(settings: Settings) -> FactoryCa:
             module_path=settings.pkcs11_module,
             softhsm2_conf=conf if conf.exists() else None,
             token_label=settings.ca_token_label,
-            pin=_secret(ws, SECRET_PIN),
+            pin=ws.secret(SECRET_PIN),
         )
     else:
         key = keys.load_encrypted_key(
-            ws.ca_dir / ISSUING_KEY, _secret(ws, SECRET_ISSUING_PASSPHRASE)
+            ws.ca_dir / ISSUING_KEY, ws.secret(SECRET_ISSUING_PASSPHRASE)
         )
     try:
         return FactoryCa(
@@ -250,7 +242,7 @@ def init_workspace_ca(settings: Settings, *, now: datetime, force: bool = False)
             issuing_key=issuing_key,
             profile=device_profile(settings),
         )
-        root_passphrase = _secret(ws, SECRET_ROOT_PASSPHRASE, create=True)
+        root_passphrase = ws.secret(SECRET_ROOT_PASSPHRASE, create=True)
         keys.write_encrypted_key(root_key, ws.ca_dir / ROOT_KEY, root_passphrase)
         for name, cert in ((ROOT_CERT, root), (ISSUING_CERT, issuing)):
             pem = cert.public_bytes(Encoding.PEM)
@@ -280,7 +272,7 @@ def _create_issuing_key(settings: Settings) -> ec.EllipticCurvePrivateKey:
     ws = settings.ws
     if settings.ca_key_storage == "file":
         key = ec.generate_private_key(ec.SECP256R1())
-        passphrase = _secret(ws, SECRET_ISSUING_PASSPHRASE, create=True)
+        passphrase = ws.secret(SECRET_ISSUING_PASSPHRASE, create=True)
         keys.write_encrypted_key(key, ws.ca_dir / ISSUING_KEY, passphrase)
         return key
     softhsm = keys.is_softhsm2(settings.pkcs11_module)
@@ -288,6 +280,6 @@ def _create_issuing_key(settings: Settings) -> ec.EllipticCurvePrivateKey:
         module_path=settings.pkcs11_module,
         hsm_dir=ws.hsm_dir if softhsm else None,
         token_label=settings.ca_token_label,
-        so_pin=_secret(ws, SECRET_SO_PIN, create=True) if softhsm else "",
-        pin=_secret(ws, SECRET_PIN, create=softhsm),
+        so_pin=ws.secret(SECRET_SO_PIN, create=True) if softhsm else "",
+        pin=ws.secret(SECRET_PIN, create=softhsm),
     )

@@ -294,14 +294,6 @@ def build_station_ca(
 # -- workspace edges ------------------------------------------------------------------------
 
 
-def _secret(ws: Workspace, name: str, *, create: bool = False) -> str:
-    try:
-        return ws.secret(name, create=create)
-    except FileNotFoundError as e:
-        raise ConfigError(
-            f"the secret {name!r} is missing from {ws.secrets_dir}", code="secret_missing"
-        ) from e
-
 
 def _read_cert(path: Path) -> x509.Certificate:
     try:
@@ -332,7 +324,7 @@ def init_station_ca(settings: Settings, *, now: datetime, force: bool = False) -
             code="station_ca_exists",
         )
     root_cert = _read_cert(ws.ca_dir / ROOT_CERT)
-    root_key = keys.load_encrypted_key(ws.ca_dir / ROOT_KEY, _secret(ws, SECRET_ROOT_PASSPHRASE))
+    root_key = keys.load_encrypted_key(ws.ca_dir / ROOT_KEY, ws.secret(SECRET_ROOT_PASSPHRASE))
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_cert = build_station_ca(
         organization=settings.organization,
@@ -341,7 +333,7 @@ def init_station_ca(settings: Settings, *, now: datetime, force: bool = False) -
         root_key=root_key,
         now=now,
     )
-    passphrase = _secret(ws, SECRET_STATION_CA_PASSPHRASE, create=True)
+    passphrase = ws.secret(SECRET_STATION_CA_PASSPHRASE, create=True)
     keys.write_encrypted_key(ca_key, ws.ca_dir / STATION_CA_KEY, passphrase)
     pem = ca_cert.public_bytes(Encoding.PEM)
     keys.atomic_write(ws.ca_dir / STATION_CA_CERT, pem, mode=0o644)
@@ -355,7 +347,7 @@ def load_station_ca(settings: Settings) -> StationCa:
     """The workspace's station CA with its key decrypted (an operator tool, not the service)."""
     ws = settings.ws
     key = keys.load_encrypted_key(
-        ws.ca_dir / STATION_CA_KEY, _secret(ws, SECRET_STATION_CA_PASSPHRASE)
+        ws.ca_dir / STATION_CA_KEY, ws.secret(SECRET_STATION_CA_PASSPHRASE)
     )
     return StationCa(
         root_cert=_read_cert(ws.ca_dir / ROOT_CERT),
@@ -375,7 +367,7 @@ def write_server_tls(
     """Issue (or re-issue) the service's TLS certificate; its key is encrypted at rest."""
     key = ec.generate_private_key(ec.SECP256R1())
     cert = station_ca.issue_server_cert(key.public_key(), hostnames=hostnames, now=now)
-    password = _secret(ws, SECRET_SERVER_KEY_PASSPHRASE, create=True)
+    password = ws.secret(SECRET_SERVER_KEY_PASSPHRASE, create=True)
     keys.write_encrypted_key(key, ws.ca_dir / SERVER_KEY, password)
     chain = cert.public_bytes(Encoding.PEM) + station_ca.ca_cert.public_bytes(Encoding.PEM)
     keys.atomic_write(ws.ca_dir / SERVER_CERT, chain, mode=0o644)
@@ -387,7 +379,7 @@ def server_tls_files(ws: Workspace) -> ServerTlsFiles:
     files = ServerTlsFiles(
         certfile=ws.ca_dir / SERVER_CERT,
         keyfile=ws.ca_dir / SERVER_KEY,
-        password=_secret(ws, SECRET_SERVER_KEY_PASSPHRASE),
+        password=ws.secret(SECRET_SERVER_KEY_PASSPHRASE),
         client_ca_file=ws.ca_dir / STATION_CA_CERT,
     )
     for path in (files.certfile, files.keyfile, files.client_ca_file):
