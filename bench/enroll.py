@@ -8,10 +8,11 @@ software keys: the secure element's own keygen and signing are not what is measu
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import os
 import shutil
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -121,39 +122,44 @@ def setup_workspace(
     return dirs
 
 
-def run_stations(url: str, csrs: list[bytes], station_dirs: list[Path], offset: int) -> float:
-    """Each station (its own mTLS client, its own signing key and counter) reserves and
-    enrolls its share in a thread; returns enrollments/s."""
+def _station_process(url: str, csrs: list[bytes], station_dir: Path, offset: int) -> int:
+    """One station, as on the line: its own process, mTLS client, token key and counter."""
     from birthright.station.connect import station_client
     from birthright.station.identity import load_station_config
 
-    share = len(csrs) // len(station_dirs)
-    clients = [station_client(d, url) for d in station_dirs]
-    ids = [load_station_config(d).station_id for d in station_dirs]
-
-    def station(s: int) -> int:
-        client, ok = clients[s], 0
-        for i in range(share):
-            chip = f"chip-{offset}-{s}-{i}"
+    station_id = load_station_config(station_dir).station_id
+    ok = 0
+    with station_client(station_dir, url) as client:
+        for i, csr in enumerate(csrs):
+            chip = f"chip-{offset}-{station_id}-{i}"
             serial = client.reserve_serial(
-                station_id=ids[s], work_order_id="WO-BENCH", chip_id=chip
+                station_id=station_id, work_order_id="WO-BENCH", chip_id=chip
             )
             enrolled = client.enroll(
-                station_id=ids[s],
+                station_id=station_id,
                 work_order_id="WO-BENCH",
                 serial=serial,
                 chip_id=chip,
-                csr_der=csrs[s * share + i],
+                csr_der=csr,
             )
             ok += enrolled.created
-        return ok
+    return ok
 
-    start = time.perf_counter()
-    with ThreadPoolExecutor(len(station_dirs)) as pool:
-        done = sum(pool.map(station, range(len(station_dirs))))
-    elapsed = time.perf_counter() - start
-    for c in clients:
-        c.close()
+
+def run_stations(url: str, csrs: list[bytes], station_dirs: list[Path], offset: int) -> float:
+    """Each station runs in its own process (a factory has one station per PC) and enrolls
+    its share; returns enrollments/s over the whole run."""
+    share = len(csrs) // len(station_dirs)
+    spawn = multiprocessing.get_context("spawn")  # never fork a process with PKCS#11 loaded
+    with ProcessPoolExecutor(len(station_dirs), mp_context=spawn) as pool:
+        pool.submit(int).result()  # workers are up before the clock starts
+        start = time.perf_counter()
+        futures = [
+            pool.submit(_station_process, url, csrs[s * share : (s + 1) * share], d, offset)
+            for s, d in enumerate(station_dirs)
+        ]
+        done = sum(f.result() for f in futures)
+        elapsed = time.perf_counter() - start
     assert done == share * len(station_dirs), f"only {done} enrolled"
     return done / elapsed
 
