@@ -7,7 +7,7 @@ APT_PACKAGES := softhsm2 opensc openssl
 WORKSPACE ?= demo-workspace
 DEVICES ?= 25
 
-.PHONY: setup system-deps venv demo test bench lint typecheck clean
+.PHONY: setup system-deps venv demo test redteam bench lint typecheck clean
 
 setup: system-deps venv
 
@@ -34,7 +34,10 @@ demo: setup
 test: setup
 	$(BIN)/ruff check .
 	$(BIN)/mypy
-	$(BIN)/pytest
+	PYTHONPATH=. $(BIN)/pytest -p tests.redteam
+
+redteam: setup
+	PYTHONPATH=. BIRTHRIGHT_REDTEAM=1 $(BIN)/pytest -q -p tests.redteam $$($(BIN)/python -m tests.redteam)
 
 bench: setup
 	PYTHONPATH=. $(BIN)/python -m bench.enroll

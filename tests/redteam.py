@@ -1,0 +1,185 @@
+"""The red-team scenario suite: each row is an attack, the defence we expect, and the tests
+that mount it against real parts. Loaded as a pytest plugin (``-p tests.redteam``): after the
+run it prints what was tried and what held, and ends with ``N scenarios, N held``.
+
+A scenario holds when every test run that mounts it passed (both databases, every step); a
+scenario none of whose tests ran does not hold.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+from dataclasses import dataclass, field
+
+import pytest
+
+
+@dataclass
+class Scenario:
+    attack: str
+    defence: str
+    tests: tuple[str, ...]
+    passed: int = 0
+    failed: list[str] = field(default_factory=list)
+
+    @property
+    def held(self) -> bool:
+        return self.passed > 0 and not self.failed
+
+
+IT = "tests/integration/"
+SCENARIOS = [
+    Scenario(
+        "cloned station (its disk copied to a second PC)",
+        "counter fork detected, station suspended, critical alert",
+        (
+            IT + "test_station_identity.py::test_a_cloned_station_is_caught_as_a_counter_fork",
+            IT + "test_station_identity.py::test_a_lower_unseen_counter_suspends_the_station",
+        ),
+    ),
+    Scenario(
+        "replayed enrollment request",
+        "request_replayed; nothing written twice",
+        (
+            IT + "test_station_identity.py::test_replayed_request_is_refused_without_suspending",
+            "tests/unit/test_enrollment_service.py::"
+            "test_enroll_issues_once_and_retry_returns_the_same_certificate",
+        ),
+    ),
+    Scenario(
+        "stolen station certificate after revocation",
+        "station_revoked at once",
+        (
+            IT + "test_station_identity.py::test_revoked_station_is_refused",
+            IT + "test_station_status.py::test_a_revoked_station_is_refused",
+        ),
+    ),
+    Scenario(
+        "client certificate from a foreign CA",
+        "TLS handshake refused",
+        (IT + "test_station_identity.py::test_foreign_ca_and_device_certificates_fail",),
+    ),
+    Scenario(
+        "unsigned or tampered station request",
+        "signature_missing / signature_invalid",
+        (
+            IT + "test_station_identity.py::test_unsigned_request_is_refused",
+            IT + "test_station_identity.py::test_tampered_body_is_refused",
+            IT + "test_station_mtls_flow.py::test_an_unsigned_request",
+        ),
+    ),
+    Scenario(
+        "overrun of a work order by 60 concurrent stations on 2 processes",
+        "exactly the cap minted; the rest quota_exhausted",
+        (IT + "test_quota_race.py::",),
+    ),
+    Scenario(
+        "one key in two units (shared default secret)",
+        "key_shared + critical alert",
+        (
+            "tests/unit/test_enrollment_service.py::test_a_shared_key_is_a_security_event",
+            IT + "test_enrollment_api.py::test_bad_input_gets_a_json_error_and_changes_nothing"
+            "_but_the_audit_log[*-duplicate_key-*",
+        ),
+    ),
+    Scenario(
+        "CSR for another chip's serial",
+        "serial_chip_mismatch",
+        (
+            IT + "test_enrollment_api.py::test_bad_input_gets_a_json_error_and_changes_nothing"
+            "_but_the_audit_log[*-chip_of_another_serial-*",
+        ),
+    ),
+    Scenario(
+        "serial outside the station's work order or line",
+        "serial_outside_work_order / work_order_wrong_line",
+        (
+            "tests/unit/test_enrollment_service.py::test_refusals_have_stable_codes_and_write"
+            "_only_an_audit_record[serial_of_another_work_order]",
+            "tests/unit/test_enrollment_service.py::test_refusals_have_stable_codes_and_write"
+            "_only_an_audit_record[work_order_of_another_line]",
+        ),
+    ),
+    Scenario(
+        "CSR without proof of possession",
+        "csr_signature_invalid",
+        (
+            IT + "test_enrollment_api.py::test_bad_input_gets_a_json_error_and_changes_nothing"
+            "_but_the_audit_log[*-bad_signature-*",
+        ),
+    ),
+    Scenario(
+        "station killed at every step of a unit",
+        "finished on restart; nothing doubled",
+        (IT + "test_station_crash.py::test_station_killed_mid_unit",),
+    ),
+    Scenario(
+        "attestation evidence replayed",
+        "nonce.replayed",
+        (IT + "test_attestation_api.py::test_a_reused_nonce_is_refused",),
+    ),
+    Scenario(
+        "attestation with another device's chain or a self-made chain",
+        "signature.invalid / chain.untrusted",
+        (
+            IT + "test_attestation_api.py::test_another_devices_chain_fails",
+            IT + "test_attestation_api.py::test_a_self_made_chain_is_untrusted",
+        ),
+    ),
+    Scenario(
+        "audit log edited, rows inserted or deleted, tail truncated",
+        "audit verify names the first broken link",
+        (
+            IT + "test_audit_tamper.py::test_tampering_is_reported_at_its_seq",
+            IT + "test_audit_tamper.py::test_truncation_with_rewound_head_is_caught",
+        ),
+    ),
+]
+
+
+def _scenario_for(nodeid: str) -> Scenario | None:
+    """Tests are node-id prefixes, with ``*`` where a parameter id varies."""
+    return next(
+        (
+            s
+            for s in SCENARIOS
+            if any(fnmatch.fnmatchcase(nodeid, t.replace("[", "[[]") + "*") for t in s.tests)
+        ),
+        None,
+    )
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    scenario = _scenario_for(report.nodeid)
+    if scenario is None or report.skipped:
+        return
+    if report.failed:
+        scenario.failed.append(report.nodeid)
+    elif report.when == "call":
+        scenario.passed += 1
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    tr = terminalreporter
+    tr.section("red team")
+    width = max(len(s.attack) for s in SCENARIOS)
+    for s in SCENARIOS:
+        result = "held" if s.held else ("FAILED" if s.failed else "not run")
+        tr.write_line(f"{s.attack:<{width}}  {s.defence:<58}  {result} ({s.passed} runs)")
+    held = sum(s.held for s in SCENARIOS)
+    tr.write_line(f"{len(SCENARIOS)} scenarios, {held} held")
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if os.environ.get("BIRTHRIGHT_REDTEAM") and not all(s.held for s in SCENARIOS):
+        session.exitstatus = 1
+
+
+def redteam_node_ids() -> list[str]:
+    """The test files the suite needs (``make redteam`` runs exactly these)."""
+    return sorted({t.split("::")[0] for s in SCENARIOS for t in s.tests})
+
+
+if __name__ == "__main__":
+    print(" ".join(redteam_node_ids()))
