@@ -12,6 +12,7 @@ import multiprocessing
 import os
 import shutil
 import time
+from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -49,7 +50,7 @@ def raw_issuance_rate(csrs: list[bytes]) -> float:
             x509.CertificateBuilder()
             .subject_name(x509.Name([x509.NameAttribute(NameOID.SERIAL_NUMBER, f"S{i}")]))
             .issuer_name(issuer)
-            .public_key(csr.public_key())  # type: ignore[arg-type]
+            .public_key(csr.public_key())
             .serial_number(x509.random_serial_number())
             .not_valid_before(now)
             .not_valid_after(now + timedelta(days=3650))
@@ -200,13 +201,20 @@ def main() -> None:
             counter = iter(range(1000))
             port = free_port()
             with service(ws, port, ca_file=ws / "ca" / "root.pem") as base:
+
+                def one_run(
+                    base: str = base,
+                    dirs: list[Path] = dirs,
+                    batches: Iterator[list[bytes]] = batches,
+                    counter: Iterator[int] = counter,
+                ) -> float:
+                    return run_stations(base, next(batches), dirs, next(counter))
+
                 figures.append(
                     figure(
                         f"enrollments/s, {stations} station(s), {db_name}",
                         "enrollments/s",
-                        lambda base=base, dirs=dirs, batches=batches, counter=counter: run_stations(
-                            base, next(batches), dirs, next(counter)
-                        ),
+                        one_run,
                         runs=args.runs,
                         reference=("raw issue rate", raw.median),
                     )

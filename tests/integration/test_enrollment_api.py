@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from collections.abc import Iterator
 
 import httpx
 import pytest
@@ -35,7 +36,7 @@ def counts(served: ServedBackend) -> dict[str, int]:
 
 
 @pytest.fixture
-def api(served: ServedBackend) -> httpx.Client:
+def api(served: ServedBackend) -> Iterator[httpx.Client]:
     seed_line(served, station_id=STATION, work_order_id=WO)
     with httpx.Client(base_url=served.url, timeout=10) as client:
         yield client
