@@ -170,7 +170,6 @@ def read_ca_certificates(ws: Workspace) -> tuple[x509.Certificate, x509.Certific
     return _read_cert(ws.ca_dir / ROOT_CERT), _read_cert(ws.ca_dir / ISSUING_CERT)
 
 
-
 def load_factory_ca(settings: Settings) -> FactoryCa:
     """The workspace's CA with its issuing key opened (file or token); never the root key."""
     ws = settings.ws
@@ -185,9 +184,7 @@ def load_factory_ca(settings: Settings) -> FactoryCa:
             pin=ws.secret(SECRET_PIN),
         )
     else:
-        key = keys.load_encrypted_key(
-            ws.ca_dir / ISSUING_KEY, ws.secret(SECRET_ISSUING_PASSPHRASE)
-        )
+        key = keys.load_encrypted_key(ws.ca_dir / ISSUING_KEY, ws.secret(SECRET_ISSUING_PASSPHRASE))
     try:
         return FactoryCa(
             root_cert=root, issuing_cert=issuing, issuing_key=key, profile=device_profile(settings)

@@ -294,7 +294,6 @@ def build_station_ca(
 # -- workspace edges ------------------------------------------------------------------------
 
 
-
 def _read_cert(path: Path) -> x509.Certificate:
     try:
         return x509.load_pem_x509_certificate(path.read_bytes())

@@ -7,6 +7,7 @@ import typer
 from birthright.cli import audit, ca, device, sim, station, workorder
 from birthright.cli.common import run_cli
 from birthright.cli.demo import demo
+from birthright.cli.revoke import crl, recall_app, revocation_app
 from birthright.cli.serve import db_app, serve
 
 app = typer.Typer(
@@ -22,6 +23,9 @@ app.add_typer(device.app, name="device")
 app.add_typer(workorder.app, name="workorder")
 app.add_typer(audit.app, name="audit")
 app.add_typer(db_app, name="db")
+app.add_typer(revocation_app, name="revocation")
+app.add_typer(recall_app, name="recall")
+app.command()(crl)
 app.command()(serve)
 app.command()(demo)
 

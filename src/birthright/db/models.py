@@ -6,6 +6,7 @@ from datetime import datetime
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     DateTime,
     ForeignKey,
     Integer,
@@ -188,3 +189,54 @@ class AuditCheckpointRow(Base):
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     key_id: Mapped[str] = mapped_column(String(64))
     signature: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class RevocationRow(Base):
+    """One revoked (or held) device certificate; the CRL lists the rows not released."""
+
+    __tablename__ = "revocations"
+
+    cert_serial: Mapped[str] = mapped_column(String(64), primary_key=True)
+    serial: Mapped[str] = mapped_column(String(64), index=True)
+    revoked_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    #: RFC 5280 reason name: keyCompromise, certificateHold, cessationOfOperation …
+    reason: Mapped[str] = mapped_column(String(32))
+    recall_id: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
+    #: Set when a certificateHold is lifted; the certificate leaves the CRL.
+    released_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class RecallRow(Base):
+    """A previewed targeted recall: the selection and a digest of exactly what it matched."""
+
+    __tablename__ = "recalls"
+
+    recall_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    #: SHA-256 (hex) of the preview token; the token itself is never stored.
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    selection: Mapped[str] = mapped_column(Text)  # canonical JSON
+    reason: Mapped[str] = mapped_column(String(32))
+    count: Mapped[int] = mapped_column(BigInteger)
+    #: SHA-256 (hex) over the sorted certificate serials the preview matched.
+    matched_digest: Mapped[str] = mapped_column(String(64))
+    #: Highest devices.id the preview saw: later enrollments are outside the recall.
+    device_id_cutoff: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    executed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class CrlStateRow(Base):
+    """The single row numbering CRLs and caching the latest one."""
+
+    __tablename__ = "crl_state"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    crl_number: Mapped[int] = mapped_column(BigInteger)
+    #: True when revocations changed since the cached CRL was signed.
+    dirty: Mapped[bool] = mapped_column(Boolean)
+    last_generated_at: Mapped[datetime | None] = mapped_column(
+        DateTime(timezone=True), nullable=True
+    )
+    next_update: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    crl_der: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)

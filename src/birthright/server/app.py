@@ -19,7 +19,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from birthright import __version__
 from birthright.errors import BirthrightError
 from birthright.server.backend import Backend
-from birthright.server.routes import attestation, ca, devices, enrollment
+from birthright.server.routes import attestation, ca, devices, enrollment, revocation
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +92,7 @@ def create_app(backend: Backend) -> FastAPI:
         log.warning("station authentication is OFF: station ids in request bodies are trusted")
     for router in (enrollment.router, attestation.router, devices.router, ca.router):
         app.include_router(router)
+    app.include_router(revocation.router)
 
     @app.exception_handler(BirthrightError)
     async def _domain_error(_request: Request, exc: BirthrightError) -> JSONResponse:

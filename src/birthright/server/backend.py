@@ -16,8 +16,11 @@ from birthright.db.attestation import SqlAttestationRecords, SqlNonceStore
 from birthright.db.engine import make_engine, make_sessionmaker
 from birthright.db.operations import Operations
 from birthright.db.repository import SqlEnrollmentStore
+from birthright.db.revocation import SqlRevocationStore
 from birthright.db.stations import SqlStationLedger
 from birthright.enrollment.service import EnrollmentService
+from birthright.revocation.publish import IssuingCaSigner
+from birthright.revocation.service import RevocationService
 from birthright.server.station_auth import StationRequestVerifier
 from birthright.settings import Settings
 
@@ -37,6 +40,7 @@ class Backend:
     max_body_bytes: int
     #: None only when station authentication is switched off (isolated logic tests).
     station_auth: StationRequestVerifier | None
+    revocation: RevocationService
 
     def close(self) -> None:
         self.engine.dispose()
@@ -65,6 +69,13 @@ def build_backend(settings: Settings, *, ca: FactoryCa | None = None) -> Backend
         chain=tuple(factory_ca.chain()),
         max_body_bytes=settings.max_body_bytes,
         station_auth=_station_auth(settings, sessions) if settings.station_auth else None,
+        revocation=RevocationService(
+            store=SqlRevocationStore(sessions),
+            signer=IssuingCaSigner(
+                issuer_cert=factory_ca.issuing_cert, issuer_key=factory_ca.issuing_key
+            ),
+            clock=utc_now,
+        ),
     )
 
 

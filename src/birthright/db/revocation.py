@@ -1,0 +1,255 @@
+"""SQLAlchemy implementation of the revocation ports: set-based statements, one row per cert."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+
+from sqlalchemy import ColumnElement, delete, insert, literal, select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from birthright.audit.events import AuditEvent
+from birthright.db.models import CrlStateRow, DeviceRow, RecallRow, RevocationRow, WorkOrderRow
+from birthright.db.repository import append_audit, unit_of_work
+from birthright.revocation.model import (
+    CertStatus,
+    CrlState,
+    DeviceState,
+    Match,
+    PublishedCrl,
+    Reason,
+    Recall,
+    Revocation,
+    Selection,
+)
+
+
+def _utc(value: datetime) -> datetime:
+    """UTC, whatever the engine hands back (SQLite: naive; PostgreSQL: session zone)."""
+    return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def _revocation(row: RevocationRow) -> Revocation:
+    return Revocation(
+        cert_serial=row.cert_serial,
+        serial=row.serial,
+        revoked_at=_utc(row.revoked_at),
+        reason=Reason(row.reason),
+        recall_id=row.recall_id,
+        released_at=_utc(row.released_at) if row.released_at else None,
+    )
+
+
+def selection_filter(selection: Selection, cutoff: int | None) -> list[ColumnElement[bool]]:
+    """WHERE clauses over ``devices`` for the active units ``selection`` matches."""
+    d = DeviceRow
+    where: list[ColumnElement[bool]] = [d.status == "active"]
+    if cutoff is not None:
+        where.append(d.id <= cutoff)
+    if selection.product is not None:
+        where.append(d.product == selection.product)
+    if selection.work_order_id is not None:
+        where.append(d.work_order_id == selection.work_order_id)
+    if selection.station_id is not None:
+        where.append(d.station_id == selection.station_id)
+    if selection.site is not None or selection.line is not None:
+        orders = select(WorkOrderRow.work_order_id)
+        if selection.site is not None:
+            orders = orders.where(WorkOrderRow.site == selection.site)
+        if selection.line is not None:
+            orders = orders.where(WorkOrderRow.line == selection.line)
+        where.append(d.work_order_id.in_(orders))
+    if selection.serials:
+        where.append(d.serial.in_(selection.serials))
+    if selection.serial_first is not None:
+        where.append(d.serial >= selection.serial_first)
+    if selection.serial_last is not None:
+        where.append(d.serial <= selection.serial_last)
+    # SQLite keeps no offset: compare in UTC, as every time is stored.
+    if selection.enrolled_since is not None:
+        where.append(d.enrolled_at >= selection.enrolled_since.astimezone(UTC))
+    if selection.enrolled_until is not None:
+        where.append(d.enrolled_at < selection.enrolled_until.astimezone(UTC))
+    return where
+
+
+class SqlRevocationTx:
+    def __init__(self, session: Session) -> None:
+        self._s = session
+
+    def device(self, serial: str) -> DeviceState | None:
+        row = self._s.execute(
+            select(DeviceRow.serial, DeviceRow.cert_serial, DeviceRow.status)
+            .where(DeviceRow.serial == serial)
+            .with_for_update()
+        ).one_or_none()
+        return DeviceState(row.serial, row.cert_serial, row.status) if row else None
+
+    def revocation(self, cert_serial: str) -> Revocation | None:
+        row = self._s.get(RevocationRow, cert_serial)
+        return _revocation(row) if row else None
+
+    def put_revocation(self, revocation: Revocation) -> None:
+        row = self._s.get(RevocationRow, revocation.cert_serial)
+        if row is None:
+            row = RevocationRow(cert_serial=revocation.cert_serial)
+            self._s.add(row)
+        row.serial = revocation.serial
+        row.revoked_at = revocation.revoked_at
+        row.reason = revocation.reason.value
+        row.recall_id = revocation.recall_id
+        row.released_at = revocation.released_at
+
+    def set_status(self, serial: str, status: str) -> None:
+        self._s.execute(update(DeviceRow).where(DeviceRow.serial == serial).values(status=status))
+
+    def match(self, selection: Selection, *, cutoff: int | None, sample: int) -> Match:
+        rows = self._s.execute(
+            select(DeviceRow.id, DeviceRow.cert_serial, DeviceRow.serial)
+            .where(*selection_filter(selection, cutoff))
+            .order_by(DeviceRow.id)
+        ).all()
+        return Match(
+            cutoff=rows[-1].id if rows else 0,
+            cert_serials=tuple(r.cert_serial for r in rows),
+            sample=tuple(r.serial for r in rows[:sample]),
+        )
+
+    def revoke_matching(
+        self, selection: Selection, *, cutoff: int, reason: Reason, recall_id: str, now: datetime
+    ) -> int:
+        where = selection_filter(selection, cutoff)
+        matched = select(DeviceRow.cert_serial).where(*where)
+        # Rows of released holds make room for the new revocation (the audit log keeps them).
+        self._s.execute(
+            delete(RevocationRow).where(
+                RevocationRow.released_at.is_not(None), RevocationRow.cert_serial.in_(matched)
+            )
+        )
+        self._s.execute(
+            insert(RevocationRow).from_select(
+                ["cert_serial", "serial", "revoked_at", "reason", "recall_id"],
+                select(
+                    DeviceRow.cert_serial,
+                    DeviceRow.serial,
+                    literal(now.astimezone(UTC), RevocationRow.revoked_at.type),
+                    literal(reason.value, RevocationRow.reason.type),
+                    literal(recall_id, RevocationRow.recall_id.type),
+                ).where(*where),
+            )
+        )
+        result = self._s.execute(
+            update(DeviceRow).where(*where).values(status=reason.device_status),
+            execution_options={"synchronize_session": False},
+        )
+        return int(getattr(result, "rowcount", -1))
+
+    def add_recall(self, recall: Recall) -> None:
+        self._s.add(
+            RecallRow(
+                recall_id=recall.recall_id,
+                token_hash=recall.token_hash,
+                selection=recall.selection.canonical_json(),
+                reason=recall.reason.value,
+                count=recall.count,
+                matched_digest=recall.matched_digest,
+                device_id_cutoff=recall.device_id_cutoff,
+                created_at=recall.created_at,
+                expires_at=recall.expires_at,
+            )
+        )
+
+    def recall_for_token(self, token_hash: str) -> Recall | None:
+        row = self._s.execute(
+            select(RecallRow).where(RecallRow.token_hash == token_hash).with_for_update()
+        ).scalar_one_or_none()
+        if row is None:
+            return None
+        return Recall(
+            recall_id=row.recall_id,
+            token_hash=row.token_hash,
+            selection=Selection.from_mapping(json.loads(row.selection)),
+            reason=Reason(row.reason),
+            count=row.count,
+            matched_digest=row.matched_digest,
+            device_id_cutoff=row.device_id_cutoff,
+            created_at=_utc(row.created_at),
+            expires_at=_utc(row.expires_at),
+            executed_at=_utc(row.executed_at) if row.executed_at else None,
+        )
+
+    def mark_executed(self, recall_id: str, now: datetime) -> None:
+        self._s.execute(
+            update(RecallRow).where(RecallRow.recall_id == recall_id).values(executed_at=now)
+        )
+
+    def _state_row(self) -> CrlStateRow:
+        row = self._s.execute(
+            select(CrlStateRow).where(CrlStateRow.id == 1).with_for_update()
+        ).scalar_one_or_none()
+        if row is None:  # the migration creates it; a hand-made schema may not have
+            row = CrlStateRow(id=1, crl_number=0, dirty=True)
+            self._s.add(row)
+            self._s.flush()
+        return row
+
+    def crl_state(self) -> CrlState:
+        return _crl_state(self._state_row())
+
+    def revocations_in_force(self) -> Sequence[Revocation]:
+        rows = self._s.execute(
+            select(RevocationRow.cert_serial, RevocationRow.revoked_at, RevocationRow.reason)
+            .where(RevocationRow.released_at.is_(None))
+            .order_by(RevocationRow.revoked_at)
+        ).all()
+        return [Revocation(r.cert_serial, "", _utc(r.revoked_at), Reason(r.reason)) for r in rows]
+
+    def save_crl(self, crl: PublishedCrl) -> None:
+        row = self._state_row()
+        row.crl_number, row.crl_der, row.dirty = crl.number, crl.der, False
+        row.last_generated_at, row.next_update = crl.this_update, crl.next_update
+
+    def crl_changed(self) -> None:
+        self._s.execute(update(CrlStateRow).where(CrlStateRow.id == 1).values(dirty=True))
+
+    def audit(self, event: AuditEvent, now: datetime) -> None:
+        append_audit(self._s, event, now)
+
+
+def _crl_state(row: CrlStateRow | None) -> CrlState:
+    if row is None:
+        return CrlState(0, True, None)
+    cached = None
+    if row.crl_der and row.last_generated_at and row.next_update:
+        cached = PublishedCrl(
+            row.crl_der, row.crl_number, _utc(row.last_generated_at), _utc(row.next_update)
+        )
+    return CrlState(row.crl_number, row.dirty, cached)
+
+
+class SqlRevocationStore:
+    def __init__(self, sessions: sessionmaker[Session]) -> None:
+        self._sessions = sessions
+
+    @contextmanager
+    def transaction(self) -> Iterator[SqlRevocationTx]:
+        with unit_of_work(self._sessions) as session:
+            yield SqlRevocationTx(session)
+
+    def crl_state(self) -> CrlState:
+        with self._sessions() as s:
+            return _crl_state(s.get(CrlStateRow, 1))
+
+    def cert_status(self, cert_serial: str) -> CertStatus:
+        with self._sessions() as s:
+            known = s.execute(
+                select(DeviceRow.id).where(DeviceRow.cert_serial == cert_serial)
+            ).first()
+            if known is None:
+                return CertStatus("unknown")
+            row = s.get(RevocationRow, cert_serial)
+            if row is None or row.released_at is not None:
+                return CertStatus("good")
+            return CertStatus("revoked", _utc(row.revoked_at), Reason(row.reason))

@@ -1,0 +1,1 @@
+"""Revocation of single units, targeted recalls, and what CRL/OCSP publish about them."""

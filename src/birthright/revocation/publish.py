@@ -1,0 +1,56 @@
+"""The issuing CA as the signer of CRLs and OCSP answers (adapts ``ca.crl`` / ``ca.ocsp``)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta
+
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from birthright.ca import crl, ocsp
+from birthright.revocation.model import CertStatus, Revocation
+
+
+class IssuingCaSigner:
+    def __init__(
+        self,
+        *,
+        issuer_cert: x509.Certificate,
+        issuer_key: ec.EllipticCurvePrivateKey,
+        ocsp_validity: timedelta = timedelta(hours=1),
+    ) -> None:
+        self._cert = issuer_cert
+        self._key = issuer_key
+        self._ocsp_validity = ocsp_validity
+
+    def sign_crl(
+        self,
+        revocations: Sequence[Revocation],
+        number: int,
+        this_update: datetime,
+        next_update: datetime,
+    ) -> bytes:
+        return crl.build_crl(
+            issuer_cert=self._cert,
+            issuer_key=self._key,
+            entries=(
+                crl.CrlEntry(int(r.cert_serial, 16), r.revoked_at, r.reason.flag)
+                for r in revocations
+            ),
+            number=number,
+            this_update=this_update,
+            next_update=next_update,
+        )
+
+    def answer_ocsp(
+        self, request_der: bytes, status_of: Callable[[int], CertStatus], now: datetime
+    ) -> bytes:
+        return ocsp.respond(
+            request_der,
+            issuer_cert=self._cert,
+            issuer_key=self._key,
+            status_of=status_of,
+            now=now,
+            validity=self._ocsp_validity,
+        )

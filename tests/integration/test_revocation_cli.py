@@ -1,0 +1,70 @@
+"""`birthright revocation|recall|crl` on a real workspace (SQLite) with units enrolled over HTTP."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from cryptography import x509
+
+from birthright.server.backend import build_backend
+from birthright.settings import load_settings
+from tests.conftest import ServedBackend, ThreadServer, free_port, seed_line
+from tests.integration.test_ca_cli import cli, flat
+from tests.integration.test_enrollment_api import STATION, WO
+from tests.integration.test_revocation_api import make_unit
+
+
+@pytest.fixture
+def workspace(tmp_path: Path) -> Iterator[tuple[Path, list[str]]]:
+    """A CLI-made workspace (CA + schema) and three units enrolled through its server."""
+    ws = tmp_path / "ws"
+    assert cli("ca", "init", "-w", ws).exit_code == 0
+    assert cli("db", "upgrade", "-w", ws).exit_code == 0
+    settings = load_settings(ws, port=free_port(), tls=False, station_auth=False)
+    backend = build_backend(settings)
+    server = ThreadServer(backend, settings.port)
+    server.start()
+    try:
+        served = ServedBackend(backend, f"http://127.0.0.1:{settings.port}")
+        seed_line(served, station_id=STATION, work_order_id=WO)
+        with httpx.Client(base_url=served.url, timeout=30) as api:
+            serials = [make_unit(api, f"CHIP-{i}").serial for i in range(3)]
+        yield ws, serials
+    finally:
+        server.stop()
+        backend.close()
+
+
+def test_revoke_hold_release_recall_and_crl_from_the_command_line(
+    workspace: tuple[Path, list[str]], tmp_path: Path
+) -> None:
+    ws, (first, second, third) = workspace
+    r = cli("revocation", "revoke", first, "--reason", "keyCompromise", "-w", ws)
+    assert r.exit_code == 0, r.output
+    assert "revoked" in r.output
+    assert (
+        cli("revocation", "revoke", second, "--reason", "certificateHold", "-w", ws).exit_code == 0
+    )
+    assert "on_hold" in cli("revocation", "status", second, "-w", ws).output
+    assert cli("revocation", "release", second, "-w", ws).exit_code == 0
+    refused = cli("revocation", "release", first, "-w", ws)
+    assert refused.exit_code != 0
+    assert getattr(refused.exception, "code", None) == "revocation_final"
+
+    r = cli("recall", "preview", "--serial-range", f"{second}..{third}", "-w", ws)
+    assert r.exit_code == 0, r.output
+    found = re.search(r"recall execute (\S+)", flat(r.output))
+    assert found is not None
+    r = cli("recall", "execute", found.group(1), "-w", ws)
+    assert r.exit_code == 0, r.output
+    assert "2 units" in r.output
+
+    out = tmp_path / "crl.pem"
+    r = cli("crl", "--out", out, "--pem", "-w", ws)
+    assert r.exit_code == 0, r.output
+    crl = x509.load_pem_x509_crl(out.read_bytes())
+    assert len(list(crl)) == 3
