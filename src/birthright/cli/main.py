@@ -7,6 +7,7 @@ import typer
 from birthright.cli import audit, ca, device, sim, station, workorder
 from birthright.cli.common import run_cli
 from birthright.cli.demo import demo
+from birthright.cli.reconcile import chips_app, report_app, shipments_app
 from birthright.cli.revoke import crl, recall_app, revocation_app
 from birthright.cli.serve import db_app, serve
 
@@ -25,6 +26,9 @@ app.add_typer(audit.app, name="audit")
 app.add_typer(db_app, name="db")
 app.add_typer(revocation_app, name="revocation")
 app.add_typer(recall_app, name="recall")
+app.add_typer(shipments_app, name="shipments")
+app.add_typer(chips_app, name="chips")
+app.add_typer(report_app, name="report")
 app.command()(crl)
 app.command()(serve)
 app.command()(demo)

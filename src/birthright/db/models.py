@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 
 from sqlalchemy import (
     BigInteger,
     Boolean,
+    Date,
     DateTime,
     ForeignKey,
     Integer,
@@ -14,6 +15,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Text,
+    UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -240,3 +242,34 @@ class CrlStateRow(Base):
     )
     next_update: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     crl_der: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+
+
+class ShipmentRow(Base):
+    """One shipped unit from a manifest; re-importing the same row adds nothing."""
+
+    __tablename__ = "shipments"
+    __table_args__ = (UniqueConstraint("serial", "ship_date", "carton", name="uq_shipments_unit"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    serial: Mapped[str] = mapped_column(String(64), index=True)
+    work_order_id: Mapped[str] = mapped_column(ForeignKey("work_orders.work_order_id"), index=True)
+    ship_date: Mapped[date] = mapped_column(Date, index=True)
+    carton: Mapped[str] = mapped_column(String(64))
+    pallet: Mapped[str] = mapped_column(String(64))
+    destination: Mapped[str] = mapped_column(String(128))
+    #: SHA-256 (hex) of the manifest file the row came from, and its line there.
+    source_sha256: Mapped[str] = mapped_column(String(64))
+    source_line: Mapped[int] = mapped_column(Integer)
+    imported_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class ChipDeliveryRow(Base):
+    """A secure-element chip id a vendor delivered; an enrolled chip not here is foreign."""
+
+    __tablename__ = "chip_deliveries"
+
+    chip_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    vendor: Mapped[str] = mapped_column(String(64))
+    delivered_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    source_sha256: Mapped[str] = mapped_column(String(64))
+    imported_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

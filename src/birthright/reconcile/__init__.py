@@ -1,0 +1,1 @@
+"""Reconciliation: what was ordered, minted, enrolled and shipped, and where they disagree."""
