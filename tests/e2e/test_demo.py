@@ -50,7 +50,7 @@ def test_demo_refuses_to_overwrite_a_workspace_without_reset(tmp_path: Path) -> 
     ws.mkdir()
     (ws / "birthright.toml").write_text("port = 1\n")
     run = subprocess.run(
-        [sys.executable, "-m", "birthright.cli.main", "demo", "--workspace", str(ws), "-n", "1"],
+        [sys.executable, "-m", "birthright.cli.main", "demo", "--workspace", str(ws), "-n", "3"],
         capture_output=True,
         text=True,
         timeout=60,

@@ -15,6 +15,7 @@ from rich.table import Table
 from birthright.cli.common import DEFAULT_WORKSPACE, WorkspaceOpt, console
 from birthright.cli.device import attest_devices, device_client
 from birthright.cli.station import run_provisioning
+from birthright.demo.fleet import reconcile, revoke_and_recall
 from birthright.demo.service import ServiceProcess
 from birthright.demo.showcase import (
     audit_intact,
@@ -78,7 +79,7 @@ def _open_work_orders(settings: Settings, devices: int) -> None:
 
 def demo(
     workspace: WorkspaceOpt = DEFAULT_WORKSPACE,
-    devices: Annotated[int, typer.Option("--devices", "-n", min=1, max=2000)] = 25,
+    devices: Annotated[int, typer.Option("--devices", "-n", min=3, max=2000)] = 25,
     reset: Annotated[
         bool, typer.Option(help="Delete an earlier demo workspace at the same path first.")
     ] = False,
@@ -177,7 +178,36 @@ def demo(
         for attempt, code in refusals.items():
             console.print(f"{attempt} → refused [bold]{code}[/]")
 
-    console.rule("[bold]7. Certificates and audit")
+        console.rule("[bold]7. Revocation and recall")
+        enrolled = Operations(sessions).devices()
+        revoked = revoke_and_recall(service.url, root_pem, ca.issuing_cert, enrolled)
+        label_of = {r["serial"]: label for label, r in verdicts}
+        after = attest_devices(
+            devices=ws.devices_dir,
+            server=service.url,
+            pin=pin,
+            ca_file=root_pem,
+            labels=[label_of[revoked.revoked_serial]],
+        )[0][1]
+        revoked_attests = after["verdict"]
+        console.print(
+            f"revoked {revoked.revoked_serial} (keyCompromise): OCSP says "
+            f"{revoked.ocsp_status}, CRL lists {revoked.crl_entries}, attestation now "
+            f"[bold]{revoked_attests}[/]"
+        )
+        console.print(
+            f"recall by serial range: preview {revoked.recall_previewed} unit(s), "
+            f"executed {revoked.recall_executed} (certificateHold)"
+        )
+
+    console.rule("[bold]8. Morning report: minted vs shipped vs chips delivered")
+    recon = reconcile(ws.root, enrolled)
+    console.print(
+        f"enrolled, never shipped: {recon.not_shipped}; shipped, never enrolled: "
+        f"{recon.shipped_not_enrolled}; foreign chips: {recon.foreign_chips}"
+    )
+
+    console.rule("[bold]9. Certificates and audit")
     exported = export_certificates(Operations(sessions), ca, ws.certs_dir)
     console.print(f"exported {exported} device certificates to {ws.certs_dir}/devices/")
     audit = audit_intact(settings, sessions)
@@ -201,6 +231,19 @@ def demo(
     for attempt, code in refusals.items():
         table.add_row(attempt, f"refused ({code})")
     table.add_row(
+        "revoked unit (OCSP / CRL / attestation)",
+        f"{revoked.ocsp_status} / {revoked.crl_entries} listed / {revoked_attests}",
+    )
+    table.add_row(
+        "recall (preview → execute)",
+        f"{revoked.recall_previewed} → {revoked.recall_executed} on hold",
+    )
+    table.add_row(
+        "morning report exceptions (signed)",
+        f"{len(recon.not_shipped)} not shipped, {len(recon.shipped_not_enrolled)} never "
+        f"enrolled, {len(recon.foreign_chips)} foreign chip",
+    )
+    table.add_row(
         "audit chain (hash-linked, signed head)",
         f"{audit.rows_checked} events, {'intact' if audit.ok else 'BROKEN'}",
     )
@@ -214,6 +257,7 @@ def demo(
             f"  certificates  {root / 'certs'} (root.pem, issuing.pem, devices/<serial>.pem)\n"
             f"  database      {root / 'birthright.db'}\n"
             f"  station       {station_dir} (identity, counter, journal.db)\n"
+            f"  report        {recon.report} (+ .json, .sig)\n"
             f"  logs          {root / 'logs'}\n"
             f"Explore it:     birthright serve --workspace {root}   (API docs at /docs)\n"
             f"                birthright audit verify --workspace {root}",
@@ -226,5 +270,10 @@ def demo(
         or replay != "fail"
         or not audit.ok
         or list(refusals.values()) != EXPECTED_REFUSALS
+        or (revoked.ocsp_status, revoked_attests) != ("revoked", "fail")
+        or revoked.recall_executed != min(2, devices - 1)
+        or len(recon.not_shipped) != 1
+        or recon.shipped_not_enrolled != ["BRS99999999"]
+        or len(recon.foreign_chips) != 1
     ):
         raise typer.Exit(code=1)

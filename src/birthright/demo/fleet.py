@@ -1,0 +1,116 @@
+"""Demo steps after the factory: revoke one unit, recall a set, reconcile against shipments."""
+
+from __future__ import annotations
+
+import json
+import ssl
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.serialization import Encoding
+from cryptography.x509 import ocsp
+
+from birthright.enrollment.model import DeviceRecord
+
+
+@dataclass(frozen=True)
+class RevocationShow:
+    revoked_serial: str
+    ocsp_status: str
+    crl_entries: int
+    recall_previewed: int
+    recall_executed: int
+
+
+def revoke_and_recall(
+    server: str, root_pem: Path, issuing: x509.Certificate, devices: list[DeviceRecord]
+) -> RevocationShow:
+    """Revoke the first unit (key compromise), ask OCSP and the CRL about it, then preview
+    and execute a recall (certificate hold) of the next two units by serial range."""
+    verify = ssl.create_default_context(cafile=str(root_pem))
+    first, second, third = sorted(devices, key=lambda d: d.serial)[:3]
+    with httpx.Client(base_url=server, verify=verify, timeout=10) as http:
+        http.post(
+            "/v1/revocations", json={"serial": first.serial, "reason": "keyCompromise"}
+        ).raise_for_status()
+        request = (
+            ocsp.OCSPRequestBuilder()
+            .add_certificate(first.certificate, issuing, hashes.SHA1())  # noqa: S303 - RFC 6960 CertID
+            .build()
+        )
+        answer = http.post(
+            "/ocsp",
+            content=request.public_bytes(Encoding.DER),
+            headers={"content-type": "application/ocsp-request"},
+        )
+        status = ocsp.load_der_ocsp_response(answer.content).certificate_status.name.lower()
+        crl = x509.load_der_x509_crl(http.get("/crl/issuing.crl").content)
+        preview = http.post(
+            "/v1/recalls/preview",
+            json={
+                "selection": {"serial_first": second.serial, "serial_last": third.serial},
+                "reason": "certificateHold",
+            },
+        )
+        preview.raise_for_status()
+        executed = http.post(f"/v1/recalls/{preview.json()['token']}/execute")
+        executed.raise_for_status()
+    return RevocationShow(
+        revoked_serial=first.serial,
+        ocsp_status=status,
+        crl_entries=len(list(crl)),
+        recall_previewed=int(preview.json()["count"]),
+        recall_executed=int(executed.json()["revoked"]),
+    )
+
+
+@dataclass(frozen=True)
+class ReconcileShow:
+    report: Path
+    not_shipped: list[str]
+    shipped_not_enrolled: list[str]
+    foreign_chips: list[str]
+
+
+def reconcile(workspace: Path, devices: list[DeviceRecord]) -> ReconcileShow:
+    """Logistics ships every unit but the last, plus one serial we never minted; the chip
+    vendor's delivery list lacks one chip. The signed report must name exactly those."""
+    from birthright.cli.reconcile import OutputFormat, daily, import_chips, import_shipments
+
+    units = sorted(devices, key=lambda d: d.serial)
+    reports = workspace / "reports"
+    reports.mkdir(parents=True, exist_ok=True)
+    today = datetime.now(UTC).date().isoformat()
+    shipments = reports / "shipments.csv"
+    rows: list[tuple[str, str]] = [(d.serial, d.work_order_id or "") for d in units[:-1]]
+    rows.append(("BRS99999999", units[0].work_order_id or ""))
+    shipments.write_text(
+        "serial,work_order,ship_date,carton,pallet,destination\n"
+        + "".join(f"{s},{wo},{today},CTN-1,PAL-1,Rotterdam\n" for s, wo in rows)
+    )
+    chips = reports / "chips-delivered.csv"
+    chips.write_text(
+        "vendor,chip_id,delivered_at\n"
+        + "".join(f"SimChip,{d.chip_id},{today}\n" for d in units[1:])
+    )
+    import_chips(file=chips, workspace=workspace)
+    import_shipments(file=shipments, workspace=workspace)
+    out = reports / "reconciliation.json"
+    daily(all_time=True, fmt=OutputFormat.json, out=out, workspace=workspace)
+    daily(all_time=True, fmt=OutputFormat.html, out=out.with_suffix(".html"), workspace=workspace)
+    body = json.loads(out.read_text())
+    exceptions = body["exceptions"]
+
+    def serials(kind: str) -> list[str]:
+        return sorted(e["serial"] for e in exceptions.get(kind, []))
+
+    return ReconcileShow(
+        report=out.with_suffix(".html"),
+        not_shipped=serials("enrolled_not_shipped"),
+        shipped_not_enrolled=serials("shipped_not_enrolled"),
+        foreign_chips=sorted(e["detail"] for e in exceptions.get("foreign_chip", [])),
+    )
