@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Literal, Protocol
 
@@ -14,7 +14,9 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from birthright.attest.evidence import parse_evidence
+from birthright.attest.eat import parse_eat
+from birthright.attest.evidence import EvidenceMalformed, parse_evidence
+from birthright.attest.firmware import FirmwareAllowList, firmware_findings
 from birthright.attest.verdict import AttestationResult, Finding
 from birthright.enrollment.model import DeviceRecord
 from birthright.errors import InputError, NotFoundError, TrustError
@@ -43,6 +45,20 @@ class AttestationRecords(Protocol):
     def record(self, result: AttestationResult, now: datetime) -> None: ...
 
 
+class ResultSigner(Protocol):
+    def sign(self, result: AttestationResult, now: datetime) -> bytes: ...
+
+
+@dataclass(frozen=True)
+class _Claimed:
+    """What the evidence claims, whichever shape it came in, before any check."""
+
+    nonce: str
+    serial: str
+    signed_ok: Callable[[ec.EllipticCurvePublicKey], bool]
+    firmware: tuple[str, bytes] | None  # (version, SHA-256 of the image)
+
+
 #: Raises ``TrustError`` unless ``leaf`` chains through ``intermediates`` to a trusted root.
 ChainVerifier = Callable[[x509.Certificate, Sequence[x509.Certificate], datetime], None]
 
@@ -63,7 +79,11 @@ class AttestationService:
         verify_chain: ChainVerifier,
         clock: Callable[[], datetime],
         nonce_ttl: timedelta,
+        firmware: FirmwareAllowList | None = None,
+        result_signer: ResultSigner | None = None,
     ) -> None:
+        self._firmware = firmware
+        self._result_signer = result_signer
         self._nonces = nonces
         self._records = records
         self._verify_chain = verify_chain
@@ -79,21 +99,54 @@ class AttestationService:
         return Challenge(nonce, ProductSerial(serial), now + self._ttl)
 
     def verify(
-        self, *, evidence: bytes, signature: bytes, chain: Sequence[bytes]
+        self, *, evidence: bytes, signature: bytes | None = None, chain: Sequence[bytes]
     ) -> AttestationResult:
-        parsed = parse_evidence(evidence)
+        """Appraise evidence: an EAT COSE_Sign1 (``signature`` None) or v1 JSON + signature."""
+        claimed = _claimed(evidence, signature)
         certs = _parse_chain(chain)
         now = self._clock()
         leaf, intermediates = certs[0], certs[1:]
+        device = self._records.device(claimed.serial)
         findings = [
-            self._nonce_finding(self._nonces.consume(parsed.nonce, parsed.serial, now)),
+            self._nonce_finding(self._nonces.consume(claimed.nonce, claimed.serial, now)),
             self._chain_finding(leaf, intermediates, now),
-            _signature_finding(leaf, signature, evidence),
-            *_device_findings(self._records.device(parsed.serial), leaf),
+            _signature_finding(leaf, claimed.signed_ok),
+            *_device_findings(device, leaf),
+            *self._firmware_findings(device, claimed.firmware),
         ]
-        result = AttestationResult(serial=parsed.serial, findings=tuple(findings))
+        result = AttestationResult(
+            serial=claimed.serial, findings=tuple(findings), nonce=claimed.nonce
+        )
+        if self._result_signer is not None:
+            result = replace(result, token=self._result_signer.sign(result, now))
         self._records.record(result, now)
         return result
+
+    def _firmware_findings(
+        self, device: DeviceRecord | None, firmware: tuple[str, bytes] | None
+    ) -> list[Finding]:
+        if self._firmware is None or device is None:
+            return []
+        if firmware is None:
+            if not self._firmware.has_policy(device.product):
+                return []  # identity-only evidence, for products without a firmware allow-list
+            return [
+                Finding(
+                    "firmware",
+                    "fail",
+                    "firmware.unreported",
+                    f"{device.product} has a firmware allow-list: evidence must be an EAT",
+                )
+            ]
+        version, measurement = firmware
+        return list(
+            firmware_findings(
+                product=device.product,
+                version=version,
+                measurement=measurement,
+                allow_list=self._firmware,
+            )
+        )
 
     def _chain_finding(
         self, leaf: x509.Certificate, intermediates: Sequence[x509.Certificate], now: datetime
@@ -133,13 +186,34 @@ def _parse_chain(chain: Sequence[bytes]) -> list[x509.Certificate]:
     return certs
 
 
-def _signature_finding(leaf: x509.Certificate, signature: bytes, evidence: bytes) -> Finding:
+def _claimed(evidence: bytes, signature: bytes | None) -> _Claimed:
+    if not signature:
+        if evidence[:1] != b"\xd2":
+            raise EvidenceMalformed("evidence without a signature must be a tagged COSE_Sign1")
+        eat = parse_eat(evidence)
+        c = eat.claims
+        return _Claimed(
+            c.nonce, c.serial, eat.token.verify, (c.firmware_version, c.firmware_sha256)
+        )
+    parsed = parse_evidence(evidence)
+
+    def signed_ok(key: ec.EllipticCurvePublicKey) -> bool:
+        try:
+            key.verify(signature, evidence, ec.ECDSA(hashes.SHA256()))
+        except InvalidSignature:
+            return False
+        return True
+
+    return _Claimed(parsed.nonce, parsed.serial, signed_ok, None)
+
+
+def _signature_finding(
+    leaf: x509.Certificate, signed_ok: Callable[[ec.EllipticCurvePublicKey], bool]
+) -> Finding:
     key = leaf.public_key()
-    if not isinstance(key, ec.EllipticCurvePublicKey):
-        return Finding("signature", "fail", "signature.algorithm", "device key is not EC")
-    try:
-        key.verify(signature, evidence, ec.ECDSA(hashes.SHA256()))
-    except InvalidSignature:
+    if not isinstance(key, ec.EllipticCurvePublicKey) or not isinstance(key.curve, ec.SECP256R1):
+        return Finding("signature", "fail", "signature.algorithm", "device key is not EC P-256")
+    if not signed_ok(key):
         return Finding("signature", "fail", "signature.invalid", "signature does not verify")
     return Finding("signature", "pass", "signature.valid", "signed by the certified key")
 

@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 Status = Literal["pass", "fail", "indeterminate"]
+#: EAR (draft-ietf-rats-ear) appraisal status of the whole result.
+EarStatus = Literal["affirming", "warning", "contraindicated"]
 
 
 @dataclass(frozen=True)
@@ -22,6 +24,9 @@ class Finding:
 class AttestationResult:
     serial: str
     findings: tuple[Finding, ...] = field(default_factory=tuple)
+    nonce: str | None = None
+    #: The backend's signed result (COSE_Sign1), set once the verifier has signed it.
+    token: bytes | None = None
 
     @property
     def verdict(self) -> Status:
@@ -32,10 +37,21 @@ class AttestationResult:
             return "indeterminate"
         return "pass"
 
+    @property
+    def status(self) -> EarStatus:
+        """Affirming only when identity *and* firmware were appraised and passed."""
+        verdict = self.verdict
+        if verdict == "fail":
+            return "contraindicated"
+        if verdict == "pass" and any(f.id == "firmware.allowed" for f in self.findings):
+            return "affirming"
+        return "warning"
+
     def as_dict(self) -> dict[str, object]:
         return {
             "serial": self.serial,
             "verdict": self.verdict,
+            "status": self.status,
             "checks": [
                 {"check": f.check, "status": f.status, "id": f.id, "message": f.message}
                 for f in self.findings

@@ -6,12 +6,13 @@ import json
 from datetime import datetime
 
 from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from birthright.attest.service import NonceOutcome
 from birthright.attest.verdict import AttestationResult
 from birthright.audit.events import AuditEvent
-from birthright.db.models import AttestationRow, DeviceRow, NonceRow
+from birthright.db.models import AttestationRow, DeviceContactRow, DeviceRow, NonceRow
 from birthright.db.repository import _utc, append_audit, device_from_row, unit_of_work
 from birthright.enrollment.model import DeviceRecord
 from birthright.types import Nonce, ProductSerial
@@ -64,6 +65,12 @@ class SqlAttestationRecords:
             ).scalar_one_or_none()
             return device_from_row(row) if row else None
 
+    def contact(self, serial: str) -> tuple[datetime, datetime] | None:
+        """(first contact, last passing attestation) of ``serial``, if it ever passed."""
+        with self._sessions() as s:
+            row = s.get(DeviceContactRow, serial)
+            return (_utc(row.first_contact_at), _utc(row.last_attested_at)) if row else None
+
     def record(self, result: AttestationResult, now: datetime) -> None:
         checks = result.as_dict()["checks"]
         with unit_of_work(self._sessions) as s:
@@ -75,7 +82,9 @@ class SqlAttestationRecords:
                     findings=json.dumps(checks, sort_keys=True),
                 )
             )
-            if result.verdict != "pass":
+            if result.verdict == "pass":
+                _touch_contact(s, result.serial, now)
+            else:
                 failed = [f.id for f in result.findings if f.status != "pass"]
                 append_audit(
                     s,
@@ -88,3 +97,25 @@ class SqlAttestationRecords:
                     ),
                     now,
                 )
+
+
+def _touch_contact(s: Session, serial: str, now: datetime) -> None:
+    """Record the passing attestation; the first one ever is the unit's first contact."""
+    moved = s.execute(
+        update(DeviceContactRow)
+        .where(DeviceContactRow.serial == serial)
+        .values(last_attested_at=now)
+    )
+    if getattr(moved, "rowcount", 0) == 1:
+        return
+    try:
+        with s.begin_nested():
+            s.add(DeviceContactRow(serial=serial, first_contact_at=now, last_attested_at=now))
+    except IntegrityError:  # a concurrent first attestation won the race: this one is not first
+        s.execute(
+            update(DeviceContactRow)
+            .where(DeviceContactRow.serial == serial)
+            .values(last_attested_at=now)
+        )
+        return
+    append_audit(s, AuditEvent(event="device.first_contact", outcome="ok", serial=serial), now)

@@ -244,6 +244,35 @@ class CrlStateRow(Base):
     crl_der: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
 
 
+class FirmwareReleaseRow(Base):
+    """A signed firmware release on its product's allow-list (or blocked from it)."""
+
+    __tablename__ = "firmware_releases"
+
+    product: Mapped[str] = mapped_column(String(64), primary_key=True)
+    version: Mapped[str] = mapped_column(String(64), primary_key=True)
+    #: SHA-256 of the image, as signed in the manifest.
+    measurement: Mapped[bytes] = mapped_column(LargeBinary)
+    security_version: Mapped[int] = mapped_column(BigInteger)
+    status: Mapped[str] = mapped_column(String(16))  # allowed | blocked
+    #: The exact signed manifest bytes and the release key's DER signature over them.
+    manifest: Mapped[bytes] = mapped_column(LargeBinary)
+    signature: Mapped[bytes] = mapped_column(LargeBinary)
+    published_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    blocked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    block_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class DeviceContactRow(Base):
+    """First contact: the first attestation a unit passed, and its latest one."""
+
+    __tablename__ = "device_contacts"
+
+    serial: Mapped[str] = mapped_column(String(64), primary_key=True)
+    first_contact_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    last_attested_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
 class ShipmentRow(Base):
     """One shipped unit from a manifest; re-importing the same row adds nothing."""
 

@@ -2,16 +2,55 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
+from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import NameOID
 
+from birthright.attest.eat import EatClaims, build_eat
 from birthright.attest.evidence import build_evidence
-from birthright.errors import DeviceError
+from birthright.errors import DeviceError, InputError
 from birthright.se.base import SecureElement
 from birthright.station.client import BackendClient
+
+FIRMWARE_FILE = "firmware.json"
+
+
+@dataclass(frozen=True)
+class RunningFirmware:
+    """The firmware a device runs: its version and the SHA-256 of its image."""
+
+    version: str
+    sha256: bytes
+
+    @classmethod
+    def from_image(cls, image: Path, version: str) -> RunningFirmware:
+        try:
+            digest = hashlib.sha256(image.read_bytes()).digest()
+        except OSError as e:
+            raise InputError(f"cannot read firmware image {image}", code="image_unreadable") from e
+        return cls(version, digest)
+
+
+def read_firmware_file(devices_dir: Path, label: str) -> RunningFirmware | None:
+    """``devices_dir/firmware.json``: ``{"version", "image_sha256"}`` for every simulated
+    device, or ``{label: {"version", "image_sha256"}, ...}`` per device; None when absent."""
+    path = devices_dir / FIRMWARE_FILE
+    if not path.exists():
+        return None
+    try:
+        body = json.loads(path.read_text())
+        entry = body if "version" in body else body.get(label)
+        if entry is None:
+            return None
+        return RunningFirmware(str(entry["version"]), bytes.fromhex(entry["image_sha256"]))
+    except (ValueError, TypeError, KeyError, AttributeError) as e:
+        raise InputError(f"{path} is not a firmware description", code="firmware_file") from e
 
 
 def device_serial(se: SecureElement) -> str:
@@ -24,10 +63,30 @@ def device_serial(se: SecureElement) -> str:
     return str(attrs[0].value)
 
 
-def attest(se: SecureElement, backend: BackendClient, *, now: datetime) -> dict[str, Any]:
-    """Run one attestation round; returns the backend's verdict with its checks."""
+def attest(
+    se: SecureElement,
+    backend: BackendClient,
+    *,
+    now: datetime,
+    firmware: RunningFirmware | None = None,
+) -> dict[str, Any]:
+    """Run one attestation round; returns the backend's verdict with its checks.
+
+    With ``firmware`` the evidence is an EAT in a COSE_Sign1 signed on chip; without it the
+    device can only send identity-only v1 evidence, which products with a firmware allow-list
+    refuse (``firmware.unreported``).
+    """
     serial = device_serial(se)
     nonce = backend.challenge(serial)
-    evidence = build_evidence(nonce=nonce, serial=serial, now=now)
     chain = [c.public_bytes(Encoding.PEM).decode() for c in se.read_chain()]
-    return backend.attest(evidence=evidence, signature=se.sign(evidence), chain_pem=chain)
+    if firmware is None:
+        evidence = build_evidence(nonce=nonce, serial=serial, now=now)
+        return backend.attest(evidence=evidence, signature=se.sign(evidence), chain_pem=chain)
+    claims = EatClaims(
+        nonce=nonce,
+        serial=serial,
+        firmware_version=firmware.version,
+        firmware_sha256=firmware.sha256,
+        issued_at=now,
+    )
+    return backend.attest(evidence=build_eat(claims, se.sign), chain_pem=chain)

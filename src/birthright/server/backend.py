@@ -9,11 +9,14 @@ from cryptography import x509
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from birthright.attest.keys import RESULT_KEY, load_or_create_key
+from birthright.attest.result_signing import ResultSigner
 from birthright.attest.service import AttestationService
 from birthright.ca.authority import FactoryCa, load_factory_ca
 from birthright.ca.station import read_station_ca_cert
 from birthright.db.attestation import SqlAttestationRecords, SqlNonceStore
 from birthright.db.engine import make_engine, make_sessionmaker
+from birthright.db.firmware import SqlFirmwareReleases
 from birthright.db.operations import Operations
 from birthright.db.repository import SqlEnrollmentStore
 from birthright.db.revocation import SqlRevocationStore
@@ -41,6 +44,8 @@ class Backend:
     #: None only when station authentication is switched off (isolated logic tests).
     station_auth: StationRequestVerifier | None
     revocation: RevocationService
+    firmware: SqlFirmwareReleases
+    result_signer: ResultSigner
 
     def close(self) -> None:
         self.engine.dispose()
@@ -50,6 +55,8 @@ def build_backend(settings: Settings, *, ca: FactoryCa | None = None) -> Backend
     engine = make_engine(settings.effective_database_url)
     sessions = make_sessionmaker(engine)
     factory_ca = ca or load_factory_ca(settings)
+    firmware = SqlFirmwareReleases(sessions)
+    result_signer = ResultSigner(load_or_create_key(settings.ws, RESULT_KEY))
     return Backend(
         engine=engine,
         sessions=sessions,
@@ -64,7 +71,11 @@ def build_backend(settings: Settings, *, ca: FactoryCa | None = None) -> Backend
             verify_chain=factory_ca.verify_chain,
             clock=utc_now,
             nonce_ttl=timedelta(seconds=settings.nonce_ttl_seconds),
+            firmware=firmware,
+            result_signer=result_signer,
         ),
+        firmware=firmware,
+        result_signer=result_signer,
         operations=Operations(sessions),
         chain=tuple(factory_ca.chain()),
         max_body_bytes=settings.max_body_bytes,

@@ -76,8 +76,17 @@ class ChallengeResponse(BaseModel):
 
 
 class AttestationBody(Strict):
-    evidence: str = Field(max_length=8192, description="Signed evidence bytes, base64.")
-    signature: str = Field(max_length=512, description="ECDSA-SHA256 signature, base64 DER.")
+    evidence: str = Field(
+        max_length=11000,
+        description="Evidence, base64: an EAT in a COSE_Sign1 (tag 18, ES256, at most 8 KiB) "
+        "signed on chip; or the legacy v1 JSON evidence with a separate signature.",
+    )
+    signature: str | None = Field(
+        default=None,
+        max_length=512,
+        description="Legacy v1 evidence only: ECDSA-SHA256 signature, base64 DER. "
+        "Omit it for EAT evidence, which carries its signature.",
+    )
     chain: list[str] = Field(min_length=1, max_length=4, description="PEM certificates.")
 
 
@@ -91,4 +100,12 @@ class CheckResult(BaseModel):
 class AttestationResponse(BaseModel):
     serial: str
     verdict: Literal["pass", "fail", "indeterminate"]
+    status: Literal["affirming", "warning", "contraindicated"] = Field(
+        description="EAR appraisal status: affirming needs identity and firmware to pass."
+    )
     checks: list[CheckResult]
+    result_token: str | None = Field(
+        default=None,
+        description="The backend's signed result: a COSE_Sign1 (ES256), base64. Verify it "
+        "with the backend's attestation result public key.",
+    )

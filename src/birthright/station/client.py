@@ -87,15 +87,14 @@ class BackendClient:
     def challenge(self, serial: str) -> str:
         return str(self._post("/v1/attestations/challenges", {"serial": serial})["nonce"])
 
-    def attest(self, *, evidence: bytes, signature: bytes, chain_pem: list[str]) -> dict[str, Any]:
-        return self._post(
-            "/v1/attestations",
-            {
-                "evidence": base64.b64encode(evidence).decode(),
-                "signature": base64.b64encode(signature).decode(),
-                "chain": chain_pem,
-            },
-        )
+    def attest(
+        self, *, evidence: bytes, chain_pem: list[str], signature: bytes | None = None
+    ) -> dict[str, Any]:
+        """Present evidence: an EAT COSE_Sign1 alone, or v1 JSON evidence with its signature."""
+        body: dict[str, Any] = {"evidence": base64.b64encode(evidence).decode(), "chain": chain_pem}
+        if signature is not None:
+            body["signature"] = base64.b64encode(signature).decode()
+        return self._post("/v1/attestations", body)
 
 
 def _json_or_raise(response: httpx.Response) -> dict[str, Any]:

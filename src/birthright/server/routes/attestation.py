@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+
 from fastapi import APIRouter
 
 from birthright.server.pem import b64decode
@@ -32,12 +34,13 @@ def challenge(body: ChallengeRequest, backend: BackendDep) -> ChallengeResponse:
     "",
     response_model=AttestationResponse,
     responses=errors(400, 413, 422),
-    summary="Verify signed evidence; the verdict carries a result per check",
+    summary="Verify evidence; a signed result with a reason per check",
 )
 def attest(body: AttestationBody, backend: BackendDep) -> AttestationResponse:
     result = backend.attestation.verify(
         evidence=b64decode(body.evidence, field="evidence"),
-        signature=b64decode(body.signature, field="signature"),
+        signature=None if body.signature is None else b64decode(body.signature, field="signature"),
         chain=[c.encode() for c in body.chain],
     )
-    return AttestationResponse.model_validate(result.as_dict())
+    token = base64.b64encode(result.token).decode() if result.token else None
+    return AttestationResponse.model_validate({**result.as_dict(), "result_token": token})
