@@ -128,6 +128,37 @@ SCENARIOS = [
         ),
     ),
     Scenario(
+        "revoked device attesting",
+        "status.revoked at once; the rest keep attesting",
+        (IT + "test_revocation_api.py::test_a_revoked_unit_fails_attestation_while_another",),
+    ),
+    Scenario(
+        "recall that grows between preview and execute",
+        "exactly the previewed set, or recall_stale",
+        (
+            IT + "test_revocation_api.py::test_a_recall_by_work_order_revokes_exactly",
+            IT + "test_revocation_api.py::test_a_recall_whose_set_changed_is_refused_whole",
+        ),
+    ),
+    Scenario(
+        "firmware downgrade to a blocked version",
+        "firmware.blocked / rolled-back image fails",
+        (
+            IT + "test_attestation_firmware.py::test_a_blocked_version_fails",
+            IT + "test_attestation_firmware.py::test_a_softhsm2_chip_attests_its_firmware",
+        ),
+    ),
+    Scenario(
+        "forged firmware manifest",
+        "manifest_signature_invalid; nothing stored",
+        (IT + "test_attestation_firmware.py::test_a_forged_or_tampered_manifest",),
+    ),
+    Scenario(
+        "smuggled units, missing units, double shipments, foreign chips",
+        "named by the signed morning report",
+        (IT + "test_reconcile.py::test_the_report_names_exactly",),
+    ),
+    Scenario(
         "audit log edited, rows inserted or deleted, tail truncated",
         "audit verify names the first broken link",
         (
