@@ -15,7 +15,7 @@ from rich.table import Table
 from birthright.cli.common import DEFAULT_WORKSPACE, WorkspaceOpt, console
 from birthright.cli.device import attest_devices, device_client
 from birthright.cli.station import run_provisioning
-from birthright.demo.fleet import reconcile, revoke_and_recall
+from birthright.demo.fleet import reconcile, release_firmware, revoke_and_recall
 from birthright.demo.service import ServiceProcess
 from birthright.demo.showcase import (
     audit_intact,
@@ -150,17 +150,24 @@ def demo(
             journal=station_dir / "journal.db",
         )
 
-        console.rule("[bold]5. Attestation")
+        console.rule("[bold]5. Firmware releases and attestation")
+        fw = release_firmware(ws.root, ws.devices_dir, product=settings.product)
         t = time.perf_counter()
         verdicts = attest_devices(
             devices=ws.devices_dir, server=service.url, pin=pin, ca_file=root_pem
         )
         attest_seconds = time.perf_counter() - t
         passed = sum(1 for _label, r in verdicts if r["verdict"] == "pass")
-        console.print(f"{passed}/{len(verdicts)} devices attested in {attest_seconds:.2f} s")
+        blocked = dict(verdicts)[fw.blocked_label]
+        blocked_ids = [c["id"] for c in blocked["checks"] if c["status"] != "pass"]
+        console.print(
+            f"{passed}/{len(verdicts)} devices attested ({fw.good_version}) in "
+            f"{attest_seconds:.2f} s; {fw.blocked_label} runs blocked {fw.blocked_version}: "
+            f"[bold]{blocked['verdict']}[/] {blocked_ids}"
+        )
         with device_client(service.url, root_pem) as device_side:
             replay = replayed_nonce_refused(device_set, device_side)
-        console.print(f"replayed nonce → verdict [bold]{replay}[/]")
+        console.print(f"the same signed evidence sent twice → second refused: [bold]{replay}[/]")
 
         console.rule("[bold]6. The factory is not trusted")
         with station_client(station_dir, service.url) as backend:
@@ -226,8 +233,15 @@ def demo(
     table.add_row(
         "provisioning rate (mTLS + signed requests)", f"{run.units_per_second:.1f} units/s"
     )
-    table.add_row("attested (signature, chain, status, nonce)", f"{passed}/{devices} pass")
-    table.add_row("replayed nonce", "refused" if replay == "fail" else f"NOT refused ({replay})")
+    table.add_row(
+        "attested (EAT: signature, chain, status, nonce, firmware)",
+        f"{passed}/{devices} pass; blocked firmware {fw.blocked_version} → "
+        f"{blocked['verdict']} ({', '.join(blocked_ids)})",
+    )
+    table.add_row(
+        "replayed evidence",
+        "refused (nonce.replayed)" if replay == ["nonce.replayed"] else f"NOT refused {replay}",
+    )
     for attempt, code in refusals.items():
         table.add_row(attempt, f"refused ({code})")
     table.add_row(
@@ -266,8 +280,9 @@ def demo(
     )
     if (
         run.failed
-        or passed != devices
-        or replay != "fail"
+        or passed != devices - 1
+        or blocked_ids != ["firmware.blocked"]
+        or replay != ["nonce.replayed"]
         or not audit.ok
         or list(refusals.values()) != EXPECTED_REFUSALS
         or (revoked.ocsp_status, revoked_attests) != ("revoked", "fail")

@@ -114,3 +114,42 @@ def reconcile(workspace: Path, devices: list[DeviceRecord]) -> ReconcileShow:
         shipped_not_enrolled=serials("shipped_not_enrolled"),
         foreign_chips=sorted(e["detail"] for e in exceptions.get("foreign_chip", [])),
     )
+
+
+@dataclass(frozen=True)
+class FirmwareShow:
+    good_version: str
+    blocked_version: str
+    blocked_label: str
+
+
+def release_firmware(workspace: Path, devices_dir: Path, *, product: str) -> FirmwareShow:
+    """Sign and publish two releases with the release key, block the older one (a known
+    vulnerability), and have the last simulated device still run it."""
+    from birthright.attest.firmware import image_digest
+    from birthright.cli.firmware import block, publish, sign
+    from birthright.device.agent import FIRMWARE_FILE
+    from birthright.se.sim import list_devices
+
+    releases = workspace / "firmware"
+    releases.mkdir(parents=True, exist_ok=True)
+    running: dict[str, dict[str, str]] = {}
+    versions = {"1.4.0": 3, "1.3.9": 2}
+    for version, security_version in versions.items():
+        image = releases / f"{product}-{version}.bin"
+        image.write_bytes(f"{product} firmware {version}\n".encode() * 64)
+        sign(
+            image=image,
+            product=product,
+            version=version,
+            security_version=security_version,
+            workspace=workspace,
+        )
+        publish(manifest=image.with_name(image.name + ".manifest.json"), workspace=workspace)
+        running[version] = {"version": version, "image_sha256": image_digest(image.read_bytes())}
+    block(product, "1.3.9", reason="CVE-2026-0001: debug port left open", workspace=workspace)
+    labels = [d.label for d in list_devices(devices_dir)]
+    per_device = {label: running["1.4.0"] for label in labels[:-1]}
+    per_device[labels[-1]] = running["1.3.9"]
+    (devices_dir / FIRMWARE_FILE).write_text(json.dumps(per_device, indent=2))
+    return FirmwareShow("1.4.0", "1.3.9", labels[-1])

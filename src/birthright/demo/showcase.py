@@ -9,7 +9,6 @@ from pathlib import Path
 from cryptography.hazmat.primitives.serialization import Encoding
 from sqlalchemy.orm import Session, sessionmaker
 
-from birthright.attest.evidence import build_evidence
 from birthright.audit.verify import ChainReport
 from birthright.ca.authority import FactoryCa
 from birthright.db.operations import Operations
@@ -19,18 +18,30 @@ from birthright.settings import Settings
 from birthright.station.client import BackendClient
 
 
-def replayed_nonce_refused(device_set: DeviceSet, backend: BackendClient) -> str:
-    """Attest the first device twice with the same signed evidence; return the 2nd verdict."""
+def replayed_nonce_refused(device_set: DeviceSet, backend: BackendClient) -> list[str]:
+    """Attest the first device, then send the very same signed EAT again: the checks that
+    fail on the second try (``nonce.replayed`` is the one that must)."""
+    from birthright.attest.eat import EatClaims, build_eat
+    from birthright.device.agent import read_firmware_file
+
     first = device_set.devices()[0].label
     with device_set.open(first) as se:
         serial = device_serial(se)
-        evidence = build_evidence(
-            nonce=backend.challenge(serial), serial=serial, now=datetime.now(UTC)
+        running = read_firmware_file(device_set.directory, first)
+        if running is None:
+            return ["no firmware description for the device"]
+        claims = EatClaims(
+            nonce=backend.challenge(serial),
+            serial=serial,
+            firmware_version=running.version,
+            firmware_sha256=running.sha256,
+            issued_at=datetime.now(UTC),
         )
-        signature = se.sign(evidence)
+        evidence = build_eat(claims, se.sign)
         chain = [c.public_bytes(Encoding.PEM).decode() for c in se.read_chain()]
-    backend.attest(evidence=evidence, signature=signature, chain_pem=chain)
-    return str(backend.attest(evidence=evidence, signature=signature, chain_pem=chain)["verdict"])
+    backend.attest(evidence=evidence, chain_pem=chain)
+    again = backend.attest(evidence=evidence, chain_pem=chain)
+    return [c["id"] for c in again["checks"] if c["status"] != "pass"]
 
 
 def export_certificates(ops: Operations, ca: FactoryCa, certs_dir: Path) -> int:
