@@ -138,6 +138,7 @@ SCENARIOS = [
         (
             IT + "test_revocation_api.py::test_a_recall_by_work_order_revokes_exactly",
             IT + "test_revocation_api.py::test_a_recall_whose_set_changed_is_refused_whole",
+            IT + "test_recall_by_firmware.py::test_a_recall_by_firmware_version",
         ),
     ),
     Scenario(

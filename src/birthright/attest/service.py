@@ -114,8 +114,13 @@ class AttestationService:
             *_device_findings(device, leaf),
             *self._firmware_findings(device, claimed.firmware),
         ]
+        passed = {f.id for f in findings if f.status == "pass"}
+        authenticated = {"chain.valid", "signature.valid", "device.enrolled"} <= passed
         result = AttestationResult(
-            serial=claimed.serial, findings=tuple(findings), nonce=claimed.nonce
+            serial=claimed.serial,
+            findings=tuple(findings),
+            nonce=claimed.nonce,
+            firmware=claimed.firmware if authenticated else None,
         )
         if self._result_signer is not None:
             result = replace(result, token=self._result_signer.sign(result, now))

@@ -27,6 +27,8 @@ class AttestationResult:
     nonce: str | None = None
     #: The backend's signed result (COSE_Sign1), set once the verifier has signed it.
     token: bytes | None = None
+    #: (version, image SHA-256) the unit reported, kept only when signature and chain held.
+    firmware: tuple[str, bytes] | None = None
 
     @property
     def verdict(self) -> Status:

@@ -126,6 +126,10 @@ def preview(
         str | None, typer.Option(help="Enrolled at or after (ISO 8601, UTC if no zone).")
     ] = None,
     until: Annotated[str | None, typer.Option(help="Enrolled before (ISO 8601).")] = None,
+    firmware: Annotated[
+        list[str] | None,
+        typer.Option(help="Firmware version the unit last proved it runs (repeatable)."),
+    ] = None,
     all_units: Annotated[bool, typer.Option("--all", help="Select every unit.")] = False,
     reason: Annotated[str, typer.Option(help=REASON_HELP)] = "keyCompromise",
     workspace: WorkspaceOpt = DEFAULT_WORKSPACE,
@@ -143,6 +147,7 @@ def preview(
         serial_last=last,
         enrolled_since=_time(since),
         enrolled_until=_time(until),
+        firmware_versions=tuple(firmware or ()),
         all=all_units,
     )
     p = _service(workspace).preview(selection, Reason.parse(reason))

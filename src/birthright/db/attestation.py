@@ -12,7 +12,13 @@ from sqlalchemy.orm import Session, sessionmaker
 from birthright.attest.service import NonceOutcome
 from birthright.attest.verdict import AttestationResult
 from birthright.audit.events import AuditEvent
-from birthright.db.models import AttestationRow, DeviceContactRow, DeviceRow, NonceRow
+from birthright.db.models import (
+    AttestationRow,
+    DeviceContactRow,
+    DeviceFirmwareRow,
+    DeviceRow,
+    NonceRow,
+)
 from birthright.db.repository import _utc, append_audit, device_from_row, unit_of_work
 from birthright.enrollment.model import DeviceRecord
 from birthright.types import Nonce, ProductSerial
@@ -82,6 +88,8 @@ class SqlAttestationRecords:
                     findings=json.dumps(checks, sort_keys=True),
                 )
             )
+            if result.firmware is not None:
+                _remember_firmware(s, result.serial, result.firmware, now)
             if result.verdict == "pass":
                 _touch_contact(s, result.serial, now)
             else:
@@ -97,6 +105,24 @@ class SqlAttestationRecords:
                     ),
                     now,
                 )
+
+
+def _remember_firmware(s: Session, serial: str, firmware: tuple[str, bytes], now: datetime) -> None:
+    """What the unit runs, as it last proved: the input of a recall by firmware version."""
+    version, measurement = firmware
+    values = {"version": version, "measurement": measurement, "reported_at": now}
+    moved = s.execute(
+        update(DeviceFirmwareRow).where(DeviceFirmwareRow.serial == serial).values(**values)
+    )
+    if getattr(moved, "rowcount", 0) == 1:
+        return
+    try:
+        with s.begin_nested():
+            s.add(DeviceFirmwareRow(serial=serial, **values))
+    except IntegrityError:  # a concurrent attestation inserted it first
+        s.execute(
+            update(DeviceFirmwareRow).where(DeviceFirmwareRow.serial == serial).values(**values)
+        )
 
 
 def _touch_contact(s: Session, serial: str, now: datetime) -> None:

@@ -302,3 +302,14 @@ class ChipDeliveryRow(Base):
     delivered_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     source_sha256: Mapped[str] = mapped_column(String(64))
     imported_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class DeviceFirmwareRow(Base):
+    """The firmware a unit last reported in an attestation whose signature and chain held."""
+
+    __tablename__ = "device_firmware"
+
+    serial: Mapped[str] = mapped_column(String(64), primary_key=True)
+    version: Mapped[str] = mapped_column(String(64), index=True)
+    measurement: Mapped[bytes] = mapped_column(LargeBinary)
+    reported_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

@@ -11,7 +11,14 @@ from sqlalchemy import ColumnElement, delete, insert, literal, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from birthright.audit.events import AuditEvent
-from birthright.db.models import CrlStateRow, DeviceRow, RecallRow, RevocationRow, WorkOrderRow
+from birthright.db.models import (
+    CrlStateRow,
+    DeviceFirmwareRow,
+    DeviceRow,
+    RecallRow,
+    RevocationRow,
+    WorkOrderRow,
+)
 from birthright.db.repository import append_audit, unit_of_work
 from birthright.revocation.model import (
     CertStatus,
@@ -72,6 +79,11 @@ def selection_filter(selection: Selection, cutoff: int | None) -> list[ColumnEle
         where.append(d.enrolled_at >= selection.enrolled_since.astimezone(UTC))
     if selection.enrolled_until is not None:
         where.append(d.enrolled_at < selection.enrolled_until.astimezone(UTC))
+    if selection.firmware_versions:
+        running = select(DeviceFirmwareRow.serial).where(
+            DeviceFirmwareRow.version.in_(selection.firmware_versions)
+        )
+        where.append(d.serial.in_(running))
     return where
 
 

@@ -110,6 +110,7 @@ _FIELDS = (
     "serial_last",
     "enrolled_since",
     "enrolled_until",
+    "firmware_versions",
 )
 
 
@@ -119,7 +120,9 @@ class Selection:
 
     ``serial_first``/``serial_last`` compare product serials as strings, which orders
     serials of one prefix and fixed width (``BRT00000001`` …) numerically.
-    ``enrolled_since`` is inclusive, ``enrolled_until`` exclusive. ``all`` must be given
+    ``enrolled_since`` is inclusive, ``enrolled_until`` exclusive. ``firmware_versions``
+    match the version each unit last reported in an attestation whose signature and chain
+    verified (a unit that never attested has no known version). ``all`` must be given
     explicitly to select every unit.
     """
 
@@ -133,6 +136,8 @@ class Selection:
     serial_last: str | None = None
     enrolled_since: datetime | None = None
     enrolled_until: datetime | None = None
+    #: Units whose last authenticated attestation reported one of these firmware versions.
+    firmware_versions: tuple[str, ...] = ()
     all: bool = False
 
     def __post_init__(self) -> None:
@@ -194,6 +199,7 @@ class Selection:
             if values.get(f) is not None:
                 values[f] = datetime.fromisoformat(values[f])
         values["serials"] = tuple(values.get("serials", ()))
+        values["firmware_versions"] = tuple(values.get("firmware_versions", ()))
         return cls(**values)
 
 

@@ -53,10 +53,19 @@ class SelectionBody(_Strict):
     serial_last: str | None = Field(default=None, pattern=SERIAL)
     enrolled_since: AwareDatetime | None = None
     enrolled_until: AwareDatetime | None = None
+    firmware_versions: list[Annotated[str, Field(pattern=NAME)]] = Field(
+        default=[], max_length=100, description="Firmware versions last reported by the unit."
+    )
     all: bool = Field(default=False, description="Required, alone, to select every unit.")
 
     def to_domain(self) -> Selection:
-        return Selection(**{**self.model_dump(), "serials": tuple(self.serials)})
+        return Selection(
+            **{
+                **self.model_dump(),
+                "serials": tuple(self.serials),
+                "firmware_versions": tuple(self.firmware_versions),
+            }
+        )
 
 
 class PreviewBody(_Strict):
