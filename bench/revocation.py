@@ -1,0 +1,529 @@
+"""Revocation at scale: CRL generation, OCSP answers/s and the attestation status read with
+N revoked units in the database, each against OpenSSL doing the same job in the same run.
+
+The N revoked units (devices + revocations rows) are bulk-inserted with SQLAlchemy Core
+executemany; every figure is then taken through the repository's own code paths: the
+revocation service's ``crl()`` (forced to re-sign each run), ``POST /ocsp`` on
+``birthright serve`` over HTTPS, and the attestation store's device read.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import shutil
+import ssl
+import statistics
+import subprocess
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from cryptography.x509 import ocsp
+
+from bench.common import Figure, figure, free_port, print_table, record, service
+
+BATCH = 20_000
+GOOD = 100  # active units, so that OCSP also answers "good"
+REVOKED_AT = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+NOT_AFTER = datetime(2046, 1, 1, tzinfo=UTC)
+#: Shared placeholders: the CRL and OCSP read only cert_serial, revoked_at and reason.
+PLACEHOLDER = b"\x30\x00"
+
+
+def cert_serials(n: int, rng: random.Random) -> list[str]:
+    """``n`` distinct 120-bit serials, lowercase hex as the database stores them (30 digits)."""
+    out: set[str] = set()
+    while len(out) < n:
+        out.add(format(rng.getrandbits(120) | (1 << 119), "x"))
+    return sorted(out)
+
+
+def setup_workspace(ws: Path, *, database_url: str) -> None:
+    from birthright.ca.setup import init_workspace_pki
+    from birthright.db.migrate import upgrade
+    from birthright.settings import load_settings, write_settings_file
+
+    settings = load_settings(ws, database_url=database_url, port=free_port())
+    settings.ws.create()
+    write_settings_file(settings, ("database_url", "port"))
+    if database_url.startswith("postgresql"):
+        from sqlalchemy import text
+
+        from birthright.db.engine import make_engine
+
+        engine = make_engine(database_url)
+        with engine.begin() as conn:
+            conn.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
+            conn.execute(text("CREATE SCHEMA public"))
+        engine.dispose()
+    upgrade(settings.effective_database_url)
+    init_workspace_pki(settings, now=datetime.now(UTC))
+
+
+def bulk_insert(database_url: str, revoked: list[str], good: list[str]) -> float:
+    """Devices (revoked, then ``good`` active ones) and their revocation rows; seconds."""
+    from sqlalchemy import insert
+
+    from birthright.db.engine import make_engine
+    from birthright.db.models import DeviceRow, RevocationRow, StationRow
+
+    engine = make_engine(database_url)
+    start = time.perf_counter()
+    with engine.begin() as conn:
+        conn.execute(
+            insert(StationRow),
+            [
+                {
+                    "station_id": "bench",
+                    "site": "s1",
+                    "line": "l1",
+                    "status": "active",
+                    "created_at": REVOKED_AT,
+                    "last_counter": 0,
+                }
+            ],
+        )
+    everything = [(s, "revoked") for s in revoked] + [(s, "active") for s in good]
+    for first in range(0, len(everything), BATCH):
+        chunk = everything[first : first + BATCH]
+        with engine.begin() as conn:
+            conn.execute(
+                insert(DeviceRow),
+                [
+                    {
+                        "serial": f"BR{first + i:010d}",
+                        "chip_id": f"chip-{first + i}",
+                        "key_fingerprint": f"{first + i:064x}",
+                        "public_key_der": PLACEHOLDER,
+                        "cert_serial": cert,
+                        "cert_der": PLACEHOLDER,
+                        "product": "BENCH",
+                        "station_id": "bench",
+                        "work_order_id": None,
+                        "status": status,
+                        "enrolled_at": REVOKED_AT,
+                    }
+                    for i, (cert, status) in enumerate(chunk)
+                ],
+            )
+            rows = [
+                {
+                    "cert_serial": cert,
+                    "serial": f"BR{first + i:010d}",
+                    "revoked_at": REVOKED_AT,
+                    "reason": "keyCompromise",
+                    "recall_id": None,
+                    "released_at": None,
+                }
+                for i, (cert, status) in enumerate(chunk)
+                if status == "revoked"
+            ]
+            if rows:
+                conn.execute(insert(RevocationRow), rows)
+    elapsed = time.perf_counter() - start
+    engine.dispose()
+    return elapsed
+
+
+# -- OpenSSL reference ------------------------------------------------------------------------
+
+
+def write_openssl_ca(ws: Path, revoked: list[str], good: list[str]) -> Path:
+    """A minimal ``openssl ca`` directory over the workspace's issuing CA; its config file."""
+    d = ws / "openssl-ca"
+    d.mkdir(exist_ok=True)
+    expiry = NOT_AFTER.strftime("%y%m%d%H%M%SZ")
+    when = REVOKED_AT.strftime("%y%m%d%H%M%SZ")
+    with (d / "index.txt").open("w") as f:
+        for s in revoked:
+            f.write(f"R\t{expiry}\t{when},keyCompromise\t{s.upper()}\tunknown\t/CN=x\n")
+        for s in good:
+            f.write(f"V\t{expiry}\t\t{s.upper()}\tunknown\t/CN=x\n")
+    (d / "index.txt.attr").write_text("unique_subject = no\n")
+    (d / "crlnumber").write_text("01\n")
+    conf = d / "ca.cnf"
+    conf.write_text(
+        "[ ca ]\ndefault_ca = bench\n\n[ bench ]\n"
+        f"database = {d / 'index.txt'}\n"
+        f"crlnumber = {d / 'crlnumber'}\n"
+        f"certificate = {ws / 'ca' / 'issuing.pem'}\n"
+        f"private_key = {ws / 'ca' / 'issuing-key.pem'}\n"
+        "default_md = sha256\ndefault_crl_days = 1\nunique_subject = no\n"
+        "crl_extensions = crl_ext\n\n[ crl_ext ]\nauthorityKeyIdentifier = keyid:always\n"
+    )
+    return conf
+
+
+def openssl_gencrl(ws: Path, conf: Path) -> tuple[float, int]:
+    """Seconds for ``openssl ca -gencrl`` and the DER size of the CRL it wrote."""
+    out = conf.parent / "crl.pem"
+    start = time.perf_counter()
+    subprocess.run(
+        [
+            "openssl", "ca", "-batch", "-gencrl", "-config", str(conf), "-out", str(out),
+            "-passin", f"file:{ws / 'secrets' / 'ca-passphrase'}",
+        ],
+        check=True,
+        capture_output=True,
+    )  # fmt: skip
+    elapsed = time.perf_counter() - start
+    der = subprocess.run(
+        ["openssl", "crl", "-in", str(out), "-outform", "DER"], check=True, capture_output=True
+    ).stdout
+    return elapsed, len(der)
+
+
+# -- the repository's CRL path ----------------------------------------------------------------
+
+
+def birthright_crl(ws: Path, database_url: str) -> Callable[[], tuple[float, int]]:
+    """One forced re-signing through ``RevocationService.crl()``: (seconds, DER bytes)."""
+    from sqlalchemy import update
+
+    from birthright.db.models import CrlStateRow
+    from birthright.server.backend import build_backend
+    from birthright.settings import load_settings
+
+    backend = build_backend(load_settings(ws, database_url=database_url))
+
+    def once() -> tuple[float, int]:
+        with backend.sessions.begin() as s:  # as a revocation would: the cached CRL is stale
+            s.execute(update(CrlStateRow).where(CrlStateRow.id == 1).values(dirty=True))
+        start = time.perf_counter()
+        published = backend.revocation.crl()
+        return time.perf_counter() - start, len(published.der)
+
+    return once
+
+
+# -- OCSP load --------------------------------------------------------------------------------
+
+
+def ocsp_requests(ws: Path, serials: list[int]) -> list[bytes]:
+    """Single-certificate requests with SHA-1 CertIDs, as RFC 5019 clients send them."""
+    issuer = x509.load_pem_x509_certificate((ws / "ca" / "issuing.pem").read_bytes())
+    name_hash = hashes.Hash(hashes.SHA1())  # noqa: S303 (CertID)
+    name_hash.update(issuer.subject.public_bytes())
+    key_hash = hashes.Hash(hashes.SHA1())  # noqa: S303 (CertID)
+    key_hash.update(issuer.public_key().public_bytes(Encoding.X962, PublicFormat.UncompressedPoint))
+    nh, kh = name_hash.finalize(), key_hash.finalize()
+    return [
+        ocsp.OCSPRequestBuilder()
+        .add_certificate_by_hash(nh, kh, s, hashes.SHA1())  # noqa: S303 (CertID)
+        .build()
+        .public_bytes(Encoding.DER)
+        for s in serials
+    ]
+
+
+def ocsp_load(
+    url: str,
+    requests: list[bytes],
+    *,
+    threads: int,
+    seconds: float,
+    verify: ssl.SSLContext | bool,
+    keep_alive: bool = True,
+) -> tuple[float, list[float]]:
+    """``threads`` clients POSTing for ``seconds``: (answers/s, latencies in ms)."""
+    latencies: list[list[float]] = [[] for _ in range(threads)]
+    stop = time.perf_counter() + seconds
+    errors: list[str] = []
+    headers = {"Content-Type": "application/ocsp-request"}
+    if not keep_alive:  # openssl ocsp serves one connection at a time
+        headers["Connection"] = "close"
+
+    def worker(k: int) -> None:
+        mine = latencies[k]
+        i = k
+        with httpx.Client(verify=verify, timeout=30) as client:
+            while time.perf_counter() < stop:
+                body = requests[i % len(requests)]
+                i += threads
+                t0 = time.perf_counter()
+                r = client.post(url, content=body, headers=headers)
+                mine.append((time.perf_counter() - t0) * 1000)
+                if r.status_code != 200:
+                    errors.append(f"HTTP {r.status_code}")
+                    return
+
+    start = time.perf_counter()
+    pool = [threading.Thread(target=worker, args=(k,)) for k in range(threads)]
+    for t in pool:
+        t.start()
+    for t in pool:
+        t.join()
+    elapsed = time.perf_counter() - start
+    if errors:
+        raise RuntimeError(f"OCSP load failed: {errors[0]}")
+    flat = [x for lat in latencies for x in lat]
+    return len(flat) / elapsed, flat
+
+
+def check_answers(
+    url: str, requests: list[bytes], expect: list[str], verify: ssl.SSLContext | bool
+) -> None:
+    """The responder says what the database says (revoked / good / unknown) before timing."""
+    for body, want in zip(requests, expect, strict=True):
+        r = httpx.post(
+            url,
+            content=body,
+            headers={"Content-Type": "application/ocsp-request", "Connection": "close"},
+            verify=verify,
+        )
+        answer = ocsp.load_der_ocsp_response(r.content)
+        assert answer.response_status is ocsp.OCSPResponseStatus.SUCCESSFUL, url
+        got = answer.certificate_status.name.lower()
+        assert got == want, f"{url}: expected {want}, got {got}"
+
+
+def percentile(values: list[float], q: float) -> float:
+    return statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1]
+
+
+def openssl_ocsp_responder(ws: Path, conf: Path, port: int) -> subprocess.Popen[bytes]:
+    d = conf.parent
+    proc = subprocess.Popen(
+        [
+            "openssl", "ocsp", "-index", str(d / "index.txt"), "-port", str(port),
+            "-rsigner", str(ws / "ca" / "issuing.pem"), "-rkey", str(ws / "ca" / "issuing-key.pem"),
+            "-passin", f"file:{ws / 'secrets' / 'ca-passphrase'}",
+            "-CA", str(ws / "ca" / "issuing.pem"), "-nmin", "60",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=(d / "ocsp.log").open("wb"),
+    )  # fmt: skip
+    # Probe with a real request: a bare connect wedges the single-threaded responder.
+    probe = ocsp_requests(ws, [1])[0]
+    deadline = time.monotonic() + 300  # it reads the whole index first
+    while True:
+        try:
+            httpx.post(
+                f"http://127.0.0.1:{port}/",
+                content=probe,
+                headers={"Content-Type": "application/ocsp-request", "Connection": "close"},
+                timeout=5,
+            )
+            return proc
+        except httpx.HTTPError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                raise RuntimeError(f"openssl ocsp did not start; see {d / 'ocsp.log'}") from None
+            time.sleep(0.2)
+
+
+# -- attestation status read ------------------------------------------------------------------
+
+
+def status_lookup_us(database_url: str, serials: list[str], lookups: int) -> float:
+    """Median µs of the attestation path's device read (``SqlAttestationRecords.device``)."""
+    from birthright.db.attestation import SqlAttestationRecords
+    from birthright.db.engine import make_engine, make_sessionmaker
+
+    engine = make_engine(database_url)
+    records = SqlAttestationRecords(make_sessionmaker(engine))
+    rng = random.Random(7)
+    times: list[float] = []
+    for _ in range(lookups):
+        serial = rng.choice(serials)
+        t0 = time.perf_counter()
+        device = records.device(serial)
+        times.append((time.perf_counter() - t0) * 1e6)
+        assert device is not None
+        assert device.status in ("revoked", "active")
+    engine.dispose()
+    return statistics.median(times)
+
+
+def bench_database(
+    args: argparse.Namespace,
+    db_name: str,
+    url_template: str,
+    revoked: list[str],
+    good: list[str],
+    rng: random.Random,
+) -> list[Figure]:
+    """Every figure for one database engine."""
+    n = args.entries
+    figures: list[Figure] = []
+    ws = args.workdir / f"revocation-{db_name}"
+    shutil.rmtree(ws, ignore_errors=True)
+    db_url = url_template.format(ws=ws)
+    setup_workspace(ws, database_url=db_url)
+    inserted = bulk_insert(db_url, revoked, good)
+    print(f"{db_name}: inserted {n:,} revoked + {GOOD} active units in {inserted:.1f} s")
+    conf = write_openssl_ca(ws, revoked, good)
+    tag = f"{n:,} revoked, {db_name}"
+
+    # 1. CRL generation, ours against openssl ca -gencrl.
+    sizes: dict[str, int] = {}
+
+    def openssl_run(ws: Path = ws, conf: Path = conf) -> float:
+        seconds, sizes["openssl"] = openssl_gencrl(ws, conf)
+        return seconds
+
+    ref = figure(f"openssl ca -gencrl, {n:,} entries", "s", openssl_run, runs=args.runs)
+    ours_once = birthright_crl(ws, db_url)
+
+    def ours_run(ours_once: Callable[[], tuple[float, int]] = ours_once) -> float:
+        seconds, sizes["ours"] = ours_once()
+        return seconds
+
+    figures.append(
+        figure(
+            f"CRL generation (service.crl, forced), {tag}",
+            "s",
+            ours_run,
+            runs=args.runs,
+            reference=("openssl ca -gencrl", ref.median),
+        )
+    )
+    figures.append(ref)
+    figures.append(
+        figure(
+            f"CRL size, {tag}",
+            "bytes",
+            lambda: float(sizes["ours"]),
+            runs=1,
+            reference=("openssl ca -gencrl", float(sizes["openssl"])),
+        )
+    )
+
+    # 2. OCSP over HTTPS against the service, and openssl ocsp over plain HTTP.
+    picks = [int(s, 16) for s in rng.sample(revoked, 2000)] + [int(s, 16) for s in good]
+    picks += [rng.getrandbits(120) | (1 << 119) for _ in range(20)]  # unknown
+    rng.shuffle(picks)
+    bodies = ocsp_requests(ws, picks)
+    revoked_set = {int(s, 16) for s in revoked}
+    good_set = {int(s, 16) for s in good}
+    expect = [
+        "revoked" if p in revoked_set else "good" if p in good_set else "unknown"
+        for p in picks[:50]
+    ]
+    ca_file = ws / "ca" / "root.pem"
+    verify = ssl.create_default_context(cafile=str(ca_file))
+    with service(ws, free_port(), ca_file=ca_file) as base:
+        check_answers(f"{base}/ocsp", bodies[:50], expect, verify)
+        latencies: list[float] = []
+
+        def ours_ocsp(base: str = base, latencies: list[float] = latencies) -> float:
+            rate, lat = ocsp_load(
+                f"{base}/ocsp",
+                bodies,
+                threads=args.ocsp_threads,
+                seconds=args.ocsp_seconds,
+                verify=verify,
+            )
+            latencies.extend(lat)
+            return rate
+
+        ours_rate = figure(
+            f"OCSP answers/s, HTTPS, {args.ocsp_threads} threads, {tag}",
+            "answers/s",
+            ours_ocsp,
+            runs=args.runs,
+        )
+        ours_lat = list(latencies)
+    ref_rate: Figure | None = None
+    ref_lat: list[float] = []
+    if not args.no_openssl_ocsp:
+        port = free_port()
+        t0 = time.perf_counter()
+        proc = openssl_ocsp_responder(ws, conf, port)
+        print(f"openssl ocsp read its index in {time.perf_counter() - t0:.1f} s")
+        try:
+            # openssl says "unknown" for every serial not in its index, as we do.
+            check_answers(f"http://127.0.0.1:{port}/", bodies[:50], expect, True)
+
+            def openssl_ocsp(port: int = port) -> float:
+                rate, lat = ocsp_load(
+                    f"http://127.0.0.1:{port}/",
+                    bodies,
+                    threads=args.ocsp_threads,
+                    seconds=args.ocsp_seconds,
+                    verify=True,
+                    keep_alive=False,
+                )
+                ref_lat.extend(lat)
+                return rate
+
+            ref_rate = figure(
+                f"openssl ocsp answers/s, HTTP, 1 process, {n:,} entries",
+                "answers/s",
+                openssl_ocsp,
+                runs=args.runs,
+            )
+        finally:
+            proc.terminate()
+            proc.wait(timeout=10)
+    if ref_rate is not None:
+        ours_rate.reference, ours_rate.reference_median = "openssl ocsp", ref_rate.median
+        ours_rate.ratio = ours_rate.median / ref_rate.median
+    figures.append(ours_rate)
+    for q in (50, 99):
+        mine = percentile(ours_lat, q)
+        lat = Figure(
+            f"OCSP latency p{q}, HTTPS, {args.ocsp_threads} threads, {tag}",
+            "ms",
+            mine,
+            mine,
+            mine,
+            args.runs,
+            note=f"over all requests of the {args.runs} runs",
+        )
+        if ref_lat:
+            lat.reference, lat.reference_median = "openssl ocsp", percentile(ref_lat, q)
+            lat.ratio = mine / lat.reference_median
+        figures.append(lat)
+    if ref_rate is not None:
+        figures.append(ref_rate)
+
+    # 3. The attestation path's status read, one unit among N.
+    serials = [f"BR{i:010d}" for i in range(n + GOOD)]
+    figures.append(
+        figure(
+            f"attestation device/status read, {tag}",
+            "µs",
+            lambda: status_lookup_us(db_url, serials, args.lookups),
+            runs=args.runs,
+            note=f"median of {args.lookups:,} lookups per run",
+        )
+    )
+    return figures
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--entries", type=int, default=1_000_000, help="revoked units (N)")
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--ocsp-seconds", type=float, default=10.0)
+    parser.add_argument("--ocsp-threads", type=int, default=4)
+    parser.add_argument("--lookups", type=int, default=10_000)
+    parser.add_argument("--no-openssl-ocsp", action="store_true", help="skip the OCSP reference")
+    parser.add_argument("--workdir", type=Path, default=Path("/tmp/birthright-bench"))
+    args = parser.parse_args()
+    n = args.entries
+    rng = random.Random(2026)
+    every = cert_serials(n + GOOD, rng)
+    rng.shuffle(every)
+    revoked, good = every[:n], every[n:]
+    figures: list[Figure] = []
+    databases = {"sqlite": "sqlite:///{ws}/birthright.db"}
+    if os.environ.get("BIRTHRIGHT_BENCH_DATABASE_URL"):
+        databases["postgresql"] = os.environ["BIRTHRIGHT_BENCH_DATABASE_URL"]
+    for db_name, url_template in databases.items():
+        figures += bench_database(args, db_name, url_template, revoked, good, rng)
+    record(figures)
+    print_table(figures)
+
+
+if __name__ == "__main__":
+    main()
