@@ -41,6 +41,7 @@ redteam: setup
 
 bench: setup
 	PYTHONPATH=. $(BIN)/python -m bench.enroll
+	PYTHONPATH=. $(BIN)/python -m bench.revocation
 
 lint: venv
 	$(BIN)/ruff check .
