@@ -99,6 +99,20 @@ def test_a_recall_by_firmware_version_revokes_exactly_the_units_running_it(
             assert failed == {"status.revoked"}
     status = api.get(f"/v1/devices/{never_attested.serial}/status").json()
     assert status["status"] == "active"
+    counts = api.get("/v1/devices/status-counts").json()
+    assert {
+        (c["firmware_version"], c["status"], c["units"]) for c in counts["by_firmware_version"]
+    } == {
+        ("1.0", "revoked", 2),
+        ("1.1", "active", 2),
+        ("unknown", "active", 1),
+    }
+    assert {(c["work_order_id"], c["status"], c["units"]) for c in counts["by_work_order"]} == {
+        (WO, "revoked", 1),
+        (WO, "active", 1),
+        (OTHER_WO, "revoked", 1),
+        (OTHER_WO, "active", 2),
+    }
 
 
 def test_a_firmware_version_nobody_reported_matches_nothing(api: httpx.Client) -> None:

@@ -8,7 +8,7 @@ from birthright.cli import audit, ca, device, firmware, sim, station, workorder
 from birthright.cli.common import run_cli
 from birthright.cli.demo import demo
 from birthright.cli.reconcile import chips_app, report_app, shipments_app
-from birthright.cli.revoke import crl, recall_app, revocation_app
+from birthright.cli.revoke import crl, recall_app, revocation_app, revoke
 from birthright.cli.serve import db_app, serve
 
 app = typer.Typer(
@@ -31,6 +31,7 @@ app.add_typer(shipments_app, name="shipments")
 app.add_typer(chips_app, name="chips")
 app.add_typer(report_app, name="report")
 app.command()(crl)
+app.command("revoke")(revoke)
 app.command()(serve)
 app.command()(demo)
 

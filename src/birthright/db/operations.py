@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from birthright.audit.events import AuditEvent
-from birthright.db.models import AlertRow, DeviceRow, StationRow, WorkOrderRow
+from birthright.db.models import AlertRow, DeviceFirmwareRow, DeviceRow, StationRow, WorkOrderRow
 from birthright.db.repository import (
     append_audit,
     device_from_row,
@@ -93,6 +93,33 @@ class Operations:
                 }
                 for r in rows
             ]
+
+    def status_counts(self) -> dict[str, list[dict[str, object]]]:
+        """Units per status, grouped by work order and by the firmware version each unit
+        last proved (``unknown`` when it never attested)."""
+        d, f = DeviceRow, DeviceFirmwareRow
+        version = func.coalesce(f.version, "unknown")
+        with self._sessions() as s:
+            by_order = s.execute(
+                select(d.work_order_id, d.status, func.count())
+                .group_by(d.work_order_id, d.status)
+                .order_by(d.work_order_id, d.status)
+            ).all()
+            by_firmware = s.execute(
+                select(version, d.status, func.count())
+                .select_from(d)
+                .outerjoin(f, f.serial == d.serial)
+                .group_by(version, d.status)
+                .order_by(version, d.status)
+            ).all()
+        return {
+            "by_work_order": [
+                {"work_order_id": wo, "status": st, "units": int(n)} for wo, st, n in by_order
+            ],
+            "by_firmware_version": [
+                {"firmware_version": v, "status": st, "units": int(n)} for v, st, n in by_firmware
+            ],
+        }
 
     def stations(self) -> list[Station]:
         with self._sessions() as s:

@@ -12,6 +12,14 @@ from birthright.server.schemas import SERIAL, DeviceResponse
 router = APIRouter(prefix="/v1/devices", tags=["devices"])
 
 
+@router.get(
+    "/status-counts",
+    summary="Units per status, by work order and by the firmware version they last proved",
+)
+def status_counts(backend: BackendDep) -> dict[str, list[dict[str, object]]]:
+    return backend.operations.status_counts()
+
+
 @router.get("/{serial}", response_model=DeviceResponse, responses=errors(404, 422))
 def device(backend: BackendDep, serial: str = Path(pattern=SERIAL)) -> DeviceResponse:
     d = backend.operations.device(serial)
