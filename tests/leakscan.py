@@ -38,3 +38,7 @@ def scan_tree(
         if hits:
             leaks[str(path)] = hits
     return leaks
+
+
+#: The header of a passphrase-encrypted PKCS#8 key (what CA and TLS key files must start with).
+ENCRYPTED_PEM_HEADER = " ".join(("-----BEGIN ENCRYPTED", "PRIVATE", "KEY-----"))

@@ -19,6 +19,7 @@ from birthright.ca.keys import load_encrypted_key, write_encrypted_key
 from birthright.cli.main import app as main_app
 from birthright.errors import ConfigError
 from birthright.settings import SOFTHSM2_MODULE
+from tests.leakscan import ENCRYPTED_PEM_HEADER
 
 CA_FILES = ("ca/root.pem", "ca/issuing.pem", "ca/root-key.pem", "ca/issuing-key.pem")
 KEY_FILES = ("ca/root-key.pem", "ca/issuing-key.pem")
@@ -81,7 +82,7 @@ def test_ca_key_files_are_encrypted_and_private(tmp_path: Path) -> None:
 
     for name in KEY_FILES:
         pem = (ws / name).read_text()
-        assert pem.startswith("-----BEGIN ENCRYPTED PRIVATE KEY-----"), name
+        assert pem.startswith(ENCRYPTED_PEM_HEADER), name
         assert mode(ws / name) == 0o600, name
     for secret in (ws / "secrets").iterdir():
         assert mode(secret) == 0o600
@@ -203,7 +204,7 @@ def test_encrypted_key_round_trips(tmp_path: Path) -> None:
     write_encrypted_key(key, path, "correct horse")
 
     assert mode(path) == 0o600
-    assert path.read_text().startswith("-----BEGIN ENCRYPTED PRIVATE KEY-----")
+    assert path.read_text().startswith(ENCRYPTED_PEM_HEADER)
     assert load_encrypted_key(path, "correct horse").private_numbers() == key.private_numbers()
 
 

@@ -70,7 +70,7 @@ from birthright.station.signing import CounterStore, StationAuth
 from birthright.types import StationId
 from tests.conftest import free_port
 from tests.integration.conftest import TEST_PIN
-from tests.leakscan import scan_tree
+from tests.leakscan import ENCRYPTED_PEM_HEADER, scan_tree
 
 if TYPE_CHECKING:
     from pkcs11._pkcs11 import lib as Pkcs11Lib
@@ -266,15 +266,15 @@ def test_station_key_never_leaves_its_token_and_tls_key_is_encrypted(
             serialization.PrivateFormat.PKCS8,
             serialization.NoEncryption(),
         )
-    assert config.tls_key.read_bytes().startswith(b"-----BEGIN ENCRYPTED PRIVATE KEY-----")
+    assert config.tls_key.read_bytes().startswith(ENCRYPTED_PEM_HEADER.encode())
     secret = station.directory / "tls-key-passphrase"
     assert secret.stat().st_mode & 0o777 == 0o600
     server_key = world.settings.ws.ca_dir / "server-key.pem"
-    assert server_key.read_bytes().startswith(b"-----BEGIN ENCRYPTED PRIVATE KEY-----")
+    assert server_key.read_bytes().startswith(ENCRYPTED_PEM_HEADER.encode())
     assert (
         (world.settings.ws.ca_dir / "station-ca-key.pem")
         .read_bytes()
-        .startswith(b"-----BEGIN ENCRYPTED PRIVATE KEY-----")
+        .startswith(ENCRYPTED_PEM_HEADER.encode())
     )
     assert scan_tree(world.tmp) == {}  # workspace and station directories: no plaintext key
 
