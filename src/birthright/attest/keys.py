@@ -9,13 +9,14 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from birthright.ca.keys import atomic_write, load_encrypted_key, write_encrypted_key
+from birthright.ca.keys import (
+    load_or_create_key_file,
+)
 from birthright.errors import ConfigError
 from birthright.workspace import Workspace
 
@@ -33,23 +34,9 @@ def public_path(ws: Workspace, name: tuple[str, str]) -> Path:
 
 def load_or_create_key(ws: Workspace, name: tuple[str, str]) -> ec.EllipticCurvePrivateKey:
     """Load the key, creating it (first writer wins) and its passphrase on first use."""
-    passphrase = ws.secret(name[1], create=True)
-    path = private_path(ws, name)
-    if not path.exists():
-        staging = path.with_name(f".{path.name}.{os.getpid()}.new")
-        write_encrypted_key(ec.generate_private_key(ec.SECP256R1()), staging, passphrase)
-        try:
-            os.link(staging, path)
-        except FileExistsError:
-            pass  # another process created it first; use theirs
-        finally:
-            staging.unlink(missing_ok=True)
-    key = load_encrypted_key(path, passphrase)
-    pem = public_pem(key.public_key())
-    pub = public_path(ws, name)
-    if not pub.exists() or pub.read_bytes() != pem:
-        atomic_write(pub, pem, mode=0o644)
-    return key
+    return load_or_create_key_file(
+        private_path(ws, name), public_path(ws, name), ws.secret(name[1], create=True)
+    )
 
 
 def load_public_key(ws: Workspace, name: tuple[str, str]) -> ec.EllipticCurvePublicKey:
@@ -63,12 +50,6 @@ def load_public_key(ws: Workspace, name: tuple[str, str]) -> ec.EllipticCurvePub
     if not isinstance(key, ec.EllipticCurvePublicKey) or not isinstance(key.curve, ec.SECP256R1):
         raise ConfigError(f"{path} is not an EC P-256 key", code=f"{_code(name)}_invalid")
     return key
-
-
-def public_pem(key: ec.EllipticCurvePublicKey) -> bytes:
-    return key.public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
 
 
 def _code(name: tuple[str, str]) -> str:

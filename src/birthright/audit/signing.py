@@ -11,7 +11,6 @@ Verification needs only the public key. Passphrases never appear in a message or
 from __future__ import annotations
 
 import hashlib
-import os
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -19,7 +18,9 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from birthright.ca.keys import atomic_write, load_encrypted_key, write_encrypted_key
+from birthright.ca.keys import (
+    load_or_create_key_file,
+)
 from birthright.errors import ConfigError
 from birthright.settings import Settings
 
@@ -101,17 +102,12 @@ def load_or_create_audit_signer(settings: Settings) -> AuditSigner:
     at once end up with the same key. Run it once at setup before starting several services:
     the dev passphrase file itself is created without such a guard.
     """
-    ws = settings.ws
-    passphrase = ws.secret(AUDIT_PASSPHRASE_SECRET, create=True)
-    path = audit_key_path(settings)
-    if not path.exists():
-        _create_key_file(path, passphrase)
-    signer = AuditSigner(load_encrypted_key(path, passphrase))
-    pub_path = audit_public_key_path(settings)
-    pem = _public_pem(signer.public_key)
-    if not pub_path.exists() or pub_path.read_bytes() != pem:
-        atomic_write(pub_path, pem, mode=0o644)
-    return signer
+    passphrase = settings.ws.secret(AUDIT_PASSPHRASE_SECRET, create=True)
+    return AuditSigner(
+        load_or_create_key_file(
+            audit_key_path(settings), audit_public_key_path(settings), passphrase
+        )
+    )
 
 
 def load_audit_public_key(settings: Settings) -> ec.EllipticCurvePublicKey | None:
@@ -134,20 +130,3 @@ def load_audit_public_key(settings: Settings) -> ec.EllipticCurvePublicKey | Non
     if not isinstance(key, ec.EllipticCurvePublicKey) or not isinstance(key.curve, ec.SECP256R1):
         raise ConfigError(f"audit public key {path} is not EC P-256", code="audit_key_type")
     return key
-
-
-def _public_pem(key: ec.EllipticCurvePublicKey) -> bytes:
-    return key.public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
-
-
-def _create_key_file(path: Path, passphrase: str) -> None:
-    staging = path.with_name(f".{path.name}.{os.getpid()}.new")
-    write_encrypted_key(ec.generate_private_key(ec.SECP256R1()), staging, passphrase)
-    try:
-        os.link(staging, path)
-    except FileExistsError:
-        pass  # another process created it first; use theirs
-    finally:
-        staging.unlink(missing_ok=True)

@@ -123,3 +123,27 @@ def open_token_key(
 
     lib = p11.load_module(module_path, softhsm2_conf=softhsm2_conf)
     return p11.load_token_key(lib, token_label=token_label, pin=pin, key_label=key_label)
+
+
+def load_or_create_key_file(
+    path: Path, public_path: Path, passphrase: str
+) -> ec.EllipticCurvePrivateKey:
+    """A workspace's dev signing key (audit, release, result, report): load it, or create it
+    on first use. Creation is first-writer-wins (hard link onto the final name), so processes
+    starting at once end up with the same key. The public half is kept beside it."""
+    if not path.exists():
+        staging = path.with_name(f".{path.name}.{os.getpid()}.new")
+        write_encrypted_key(ec.generate_private_key(ec.SECP256R1()), staging, passphrase)
+        try:
+            os.link(staging, path)
+        except FileExistsError:
+            pass  # another process created it first; use theirs
+        finally:
+            staging.unlink(missing_ok=True)
+    key = load_encrypted_key(path, passphrase)
+    pem = key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    if not public_path.exists() or public_path.read_bytes() != pem:
+        atomic_write(public_path, pem, mode=0o644)
+    return key

@@ -13,7 +13,6 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import os
 from pathlib import Path
 
 from cryptography.exceptions import InvalidSignature
@@ -21,7 +20,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from birthright.audit.signing import key_id_of
-from birthright.ca.keys import atomic_write, load_encrypted_key, write_encrypted_key
+from birthright.ca.keys import (
+    load_or_create_key_file,
+)
 from birthright.errors import ConfigError, InputError, TrustError
 from birthright.settings import Settings
 
@@ -73,25 +74,11 @@ def verify_report(public_key: ec.EllipticCurvePublicKey, data: bytes, sig_file: 
 def load_or_create_report_key(settings: Settings) -> ec.EllipticCurvePrivateKey:
     """The workspace's report key, created (first writer wins) on first use."""
     ws = settings.ws
-    passphrase = ws.secret(PASSPHRASE_SECRET, create=True)
-    path = ws.ca_dir / KEY_FILE
-    if not path.exists():
-        staging = path.with_name(f".{path.name}.{os.getpid()}.new")
-        write_encrypted_key(ec.generate_private_key(ec.SECP256R1()), staging, passphrase)
-        try:
-            os.link(staging, path)
-        except FileExistsError:
-            pass  # another process created it first; use theirs
-        finally:
-            staging.unlink(missing_ok=True)
-    key = load_encrypted_key(path, passphrase)
-    pem = key.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    return load_or_create_key_file(
+        ws.ca_dir / KEY_FILE,
+        ws.ca_dir / PUBLIC_KEY_FILE,
+        ws.secret(PASSPHRASE_SECRET, create=True),
     )
-    pub = ws.ca_dir / PUBLIC_KEY_FILE
-    if not pub.exists() or pub.read_bytes() != pem:
-        atomic_write(pub, pem, mode=0o644)
-    return key
 
 
 def load_report_public_key(settings: Settings) -> ec.EllipticCurvePublicKey:
