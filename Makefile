@@ -3,7 +3,7 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-APT_PACKAGES := softhsm2 opensc openssl
+APT_PACKAGES := softhsm2 opensc openssl swtpm swtpm-tools libtss2-dev pkg-config
 WORKSPACE ?= demo-workspace
 DEVICES ?= 25
 
