@@ -20,6 +20,7 @@ from birthright.se.sim import (
     read_device_pin,
     write_device_pin,
 )
+from birthright.se.vendor import vendor_root_file
 from birthright.settings import SOFTHSM2_MODULE
 
 app = typer.Typer(help="Simulated secure elements for demos and tests.", no_args_is_help=True)
@@ -65,13 +66,27 @@ def create(
         ),
     ] = None,
     module: Annotated[str, typer.Option("--module", help="SoftHSM2 module.")] = SOFTHSM2_MODULE,
+    vendor_attestation: Annotated[
+        bool,
+        typer.Option(
+            help="Give each chip an attestation key certified by the folder's simulated chip "
+            "vendor; --no-vendor-attestation makes parts that cannot prove they are genuine.",
+        ),
+    ] = True,
 ) -> None:
     """Create COUNT simulated devices, one SoftHSM2 token each, with random chip ids."""
     directory.mkdir(parents=True, exist_ok=True)
     device_pin = _pin_for(directory, pin)
     started = time.perf_counter()
-    created = create_devices(directory, count, pin=device_pin, module_path=module)
+    created = create_devices(
+        directory, count, pin=device_pin, module_path=module, vendor_attestation=vendor_attestation
+    )
     console.print(_table(created))
+    if vendor_attestation:
+        console.print(
+            f"vendor attestation: chip vendor root in {vendor_root_file(directory)} "
+            "(trust it with `birthright ca trust-se-vendor`)"
+        )
     console.print(
         f"created {len(created)} devices in {time.perf_counter() - started:.2f} s; "
         f"PIN in {directory / PIN_FILE} (mode 0600)"

@@ -1,6 +1,6 @@
 """Secure-element drivers behind one small interface."""
 
-from birthright.se.base import SecureElement
+from birthright.se.base import OffersSeProof, SecureElement
 from birthright.se.signer import ExternalKeySigner
 
-__all__ = ["ExternalKeySigner", "SecureElement"]
+__all__ = ["ExternalKeySigner", "OffersSeProof", "SecureElement"]

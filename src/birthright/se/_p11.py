@@ -25,8 +25,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 import pkcs11
+from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec, utils
-from pkcs11 import Attribute, KeyType, Mechanism, ObjectClass, TokenFlag
+from cryptography.hazmat.primitives.serialization import Encoding
+from pkcs11 import Attribute, CertificateType, KeyType, Mechanism, ObjectClass, TokenFlag
 from pkcs11 import exceptions as p11e
 from pkcs11.types import SignMixin
 
@@ -367,3 +369,25 @@ def sign_digest(private: SignMixin, digest: bytes) -> bytes:
     return utils.encode_dss_signature(
         int.from_bytes(raw[:half], "big"), int.from_bytes(raw[half:], "big")
     )
+
+
+def cert_template(cert: x509.Certificate, label: str, key_id: bytes) -> dict[Attribute, Any]:
+    return {
+        Attribute.CLASS: ObjectClass.CERTIFICATE,
+        Attribute.CERTIFICATE_TYPE: CertificateType.X_509,
+        Attribute.TOKEN: True,
+        Attribute.PRIVATE: False,
+        Attribute.LABEL: label,
+        Attribute.ID: key_id,
+        Attribute.SUBJECT: cert.subject.public_bytes(),
+        Attribute.ISSUER: cert.issuer.public_bytes(),
+        Attribute.SERIAL_NUMBER: der_integer(cert.serial_number),
+        Attribute.VALUE: cert.public_bytes(Encoding.DER),
+    }
+
+
+def der_integer(value: int) -> bytes:
+    body = value.to_bytes(value.bit_length() // 8 + 1, "big", signed=True)
+    if len(body) > 127:  # X.509 serials are at most 20 octets
+        raise InputError("certificate serial number too long", code="bad_certificate")
+    return b"\x02" + bytes([len(body)]) + body

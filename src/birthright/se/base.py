@@ -7,7 +7,7 @@ its public half, sign with it, and keep the device's certificate chain next to i
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -49,4 +49,14 @@ class SecureElement(Protocol):
 
     def read_chain(self) -> list[x509.Certificate]:
         """The stored chain, device certificate first; empty when none is stored."""
+        ...
+
+
+@runtime_checkable
+class OffersSeProof(Protocol):
+    """A secure element that can prove its identity key lives in a genuine chip."""
+
+    def se_proof(self) -> dict[str, Any] | None:
+        """The proof object sent with enrollment (``{"kind": ..., ...}``) over the current
+        identity key, or None when this part has no means to prove it is genuine."""
         ...

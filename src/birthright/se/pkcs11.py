@@ -16,8 +16,7 @@ from typing import TYPE_CHECKING, Any
 import pkcs11
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.serialization import Encoding
-from pkcs11 import Attribute, CertificateType, ObjectClass
+from pkcs11 import Attribute, ObjectClass
 from pkcs11.types import SignMixin
 
 from birthright.errors import ConflictError, DeviceError, InputError
@@ -25,6 +24,7 @@ from birthright.se._p11 import (
     LOCK,
     P256_PARAMS,
     acquire,
+    cert_template,
     create_token,
     create_tokens,
     find_one,
@@ -40,6 +40,7 @@ from birthright.se._p11 import (
     token_session,
     write_softhsm2_conf,
 )
+from birthright.se.attestation import vendor_proof
 from birthright.se.signer import ExternalKeySigner
 from birthright.types import ChipId
 
@@ -255,6 +256,20 @@ class Pkcs11SecureElement:
             values = private.get_attributes([Attribute[name] for name in KEY_FLAGS])
         return {name: bool(values[Attribute[name]]) for name in KEY_FLAGS}
 
+    def se_proof(self) -> dict[str, Any] | None:
+        """Proof that the identity key lives in this genuine chip: the chip's vendor
+        attestation key signs a statement over the key, its id and its attributes
+        (``pkcs11-vendor``, see ``birthright.se.attestation``); None without attestation."""
+        public_key = self.identity_public_key()
+        if public_key is None:
+            raise DeviceError("this secure element holds no identity key", code="no_identity_key")
+        return vendor_proof(
+            self._session,
+            chip_id=self.chip_id,
+            identity_public_key=public_key,
+            identity_flags=self.identity_key_attributes(),
+        )
+
     def store_chain(self, chain: Sequence[x509.Certificate]) -> None:
         if not chain:
             raise InputError("a device chain needs at least the device certificate")
@@ -264,7 +279,7 @@ class Pkcs11SecureElement:
             key_id = bytes(private[Attribute.ID]) if private is not None else b""
             for index, cert in enumerate(chain):
                 label = IDENTITY_CERT_LABEL if index == 0 else f"{CHAIN_LABEL_PREFIX}{index}"
-                template = _cert_template(cert, label, key_id if index == 0 else b"")
+                template = cert_template(cert, label, key_id if index == 0 else b"")
                 self._session.create_object(template)
 
     def read_chain(self) -> list[x509.Certificate]:
@@ -302,28 +317,6 @@ class Pkcs11SecureElement:
     def _destroy_chain(self) -> None:
         for _index, obj in self._chain_objects():
             obj.destroy()
-
-
-def _cert_template(cert: x509.Certificate, label: str, key_id: bytes) -> dict[Attribute, Any]:
-    return {
-        Attribute.CLASS: ObjectClass.CERTIFICATE,
-        Attribute.CERTIFICATE_TYPE: CertificateType.X_509,
-        Attribute.TOKEN: True,
-        Attribute.PRIVATE: False,
-        Attribute.LABEL: label,
-        Attribute.ID: key_id,
-        Attribute.SUBJECT: cert.subject.public_bytes(),
-        Attribute.ISSUER: cert.issuer.public_bytes(),
-        Attribute.SERIAL_NUMBER: _der_integer(cert.serial_number),
-        Attribute.VALUE: cert.public_bytes(Encoding.DER),
-    }
-
-
-def _der_integer(value: int) -> bytes:
-    body = value.to_bytes(value.bit_length() // 8 + 1, "big", signed=True)
-    if len(body) > 127:  # X.509 serials are at most 20 octets
-        raise InputError("certificate serial number too long", code="bad_certificate")
-    return b"\x02" + bytes([len(body)]) + body
 
 
 def _chip_id_text(raw: bytes) -> str:

@@ -5,6 +5,7 @@ Layout of a device folder ``DIR``:
 - ``softhsm2.conf`` — a private SoftHSM2 configuration; tokens live in ``DIR/tokens``.
 - ``devices.json`` — ``[{"label": "sim-00000", "chip_id": "…", "kind": "pkcs11"}, …]``.
 - ``device-pin`` — (optional, dev convenience) the devices' user PIN, mode 0600.
+- ``vendor-ca/`` — the simulated chip vendor's CA (``birthright.se.vendor``).
 
 Using devices in-process (``open_device_set``) binds this process to the folder's
 configuration, because SoftHSM2 reads ``SOFTHSM2_CONF`` once, in ``C_Initialize``. Creating
@@ -29,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from birthright.errors import BirthrightError, ConfigError, ConflictError, DeviceError, InputError
 from birthright.se._p11 import bound_module, guard
+from birthright.se.attestation import install_vendor_attestation
 from birthright.se.pkcs11 import (
     Pkcs11SecureElement,
     create_tokens,
@@ -36,6 +38,7 @@ from birthright.se.pkcs11 import (
     store_chip_id,
     write_softhsm2_conf,
 )
+from birthright.se.vendor import SimulatedVendor, load_or_create_vendor, load_vendor
 from birthright.settings import SOFTHSM2_MODULE
 from birthright.types import ChipId
 from birthright.workspace import read_secret_file, write_secret_file
@@ -71,12 +74,16 @@ def create_devices(
     pin: str,
     module_path: str = SOFTHSM2_MODULE,
     start_index: int | None = None,
+    vendor_attestation: bool = True,
 ) -> list[SimulatedDevice]:
     """Create ``count`` simulated devices in ``directory`` (appending to earlier ones).
 
     Labels are ``sim-<index, 5 digits>`` from ``start_index`` (default: after the last
     existing device); each token gets a random 16-hex-digit chip id. The tokens' SO PIN is
-    random and discarded, as a real chip's factory credentials would be.
+    random and discarded, as a real chip's factory credentials would be. With
+    ``vendor_attestation`` (default) each token also gets an attestation key certified by
+    the folder's simulated chip vendor (``birthright.se.vendor``); without it the parts play
+    counterfeits that cannot prove they are genuine.
     """
     if count < 1:
         raise InputError("count must be at least 1")
@@ -96,13 +103,14 @@ def create_devices(
     clashes = {d.label for d in existing} & {d.label for d in new}
     if clashes:
         raise ConflictError(f"devices already exist: {', '.join(sorted(clashes))}")
+    vendor = load_or_create_vendor(directory) if vendor_attestation else None
     lib = bound_module(module_path, conf)
     if lib is None:  # keep this process unbound: a worker process makes the tokens
-        created, error = _run_worker(conf, module_path, pin, new)
+        created, error = _run_worker(conf, module_path, pin, new, vendor is not None)
     else:  # this process already uses the folder: make them here, visible at once
         created, error = [], None
         try:
-            _provision(lib, pin, new, created.append)
+            _provision(lib, pin, new, created.append, vendor)
         except BirthrightError as e:
             error = e
     _write_devices(directory, existing + created)
@@ -112,11 +120,12 @@ def create_devices(
 
 
 def _run_worker(
-    conf: Path, module_path: str, pin: str, devices: list[SimulatedDevice]
+    conf: Path, module_path: str, pin: str, devices: list[SimulatedDevice], attested: bool
 ) -> tuple[list[SimulatedDevice], BirthrightError | None]:
     request = {
         "module": module_path,
         "pin": pin,
+        "vendor_dir": str(conf.parent.resolve()) if attested else None,
         "devices": [{"label": d.label, "chip_id": d.chip_id} for d in devices],
     }
     env = {**os.environ, "SOFTHSM2_CONF": str(conf.resolve())}
@@ -155,13 +164,17 @@ def _provision(
     pin: str,
     devices: list[SimulatedDevice],
     on_created: Callable[[SimulatedDevice], None],
+    vendor: SimulatedVendor | None = None,
 ) -> None:
-    """Initialise one token per device and program its chip id."""
+    """Initialise one token per device, program its chip id and, with ``vendor``, give it
+    a vendor-certified attestation key."""
     so_pin = secrets.token_urlsafe(16)
     tokens = create_tokens(lib, [d.label for d in devices], so_pin=so_pin, pin=pin)
     for device, token in zip(devices, tokens, strict=True):
         with guard("programming the chip id"), token.open(rw=True, user_pin=pin) as session:
             store_chip_id(session, device.chip_id)
+            if vendor is not None:
+                install_vendor_attestation(session, chip_id=device.chip_id, vendor=vendor)
         on_created(device)
 
 
@@ -174,7 +187,8 @@ def _worker_main() -> int:
         print(json.dumps({"created": device.label}), flush=True)
 
     try:
-        _provision(load_module(request["module"]), request["pin"], devices, report)
+        vendor = load_vendor(Path(request["vendor_dir"])) if request.get("vendor_dir") else None
+        _provision(load_module(request["module"]), request["pin"], devices, report, vendor)
     except BirthrightError as e:
         print(json.dumps({"error": e.message, "code": e.code}), flush=True)
         return 1
