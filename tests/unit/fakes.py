@@ -27,6 +27,7 @@ class _State:
     work_orders: dict[str, WorkOrder] = field(default_factory=dict)
     alerts: list[Alert] = field(default_factory=list)
     audit: list[AuditEvent] = field(default_factory=list)
+    genuine_products: set[str] = field(default_factory=set)
 
 
 class MemoryTx:
@@ -56,6 +57,9 @@ class MemoryTx:
 
     def work_order(self, work_order_id: str) -> WorkOrder | None:
         return self.s.work_orders.get(work_order_id)
+
+    def requires_genuine_se(self, product: str) -> bool:
+        return product in self.s.genuine_products
 
     def allocate_serial_number(self, work_order_id: str) -> int | None:
         wo = self.s.work_orders[work_order_id]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import tomllib
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Annotated, Literal
 
 import typer
@@ -19,6 +20,7 @@ from birthright.ca.authority import (
     read_ca_certificates,
 )
 from birthright.ca.keys import ISSUING_KEY_LABEL
+from birthright.ca.se_vendors import load_se_vendor_roots, trust_se_vendor
 from birthright.cli.common import DEFAULT_WORKSPACE, WorkspaceOpt, console, settings_for
 from birthright.settings import Settings, write_settings_file
 
@@ -106,3 +108,46 @@ def _render(settings: Settings, root: x509.Certificate, issuing: x509.Certificat
         f"root key     encrypted file {settings.ws.ca_dir / ROOT_KEY} (keep it offline)",
         soft_wrap=True,
     )
+
+
+@app.command("trust-se-vendor")
+def trust_se_vendor_root(
+    file: Annotated[
+        Path, typer.Argument(exists=True, dir_okay=False, help="The vendor's root CA, PEM.")
+    ],
+    workspace: WorkspaceOpt = DEFAULT_WORKSPACE,
+) -> None:
+    """Trust a secure-element vendor's root CA for genuine-chip proofs (audited); restart
+    the service to use it."""
+    from birthright.db.engine import make_engine, make_sessionmaker
+    from birthright.db.products import audit_operator_action
+
+    settings = settings_for(workspace)
+    cert, path, added = trust_se_vendor(settings.ws, file.read_bytes())
+    fingerprint = cert.fingerprint(hashes.SHA256()).hex()
+    if added:
+        engine = make_engine(settings.effective_database_url)
+        audit_operator_action(
+            make_sessionmaker(engine),
+            "se_vendor.trusted",
+            {"subject": cert.subject.rfc4514_string(), "sha256": fingerprint},
+            now=datetime.now(UTC),
+        )
+        engine.dispose()
+    verb = "now trusted" if added else "already trusted"
+    console.print(f"SE vendor root {escape(cert.subject.rfc4514_string())} {verb}", soft_wrap=True)
+    console.print(f"  sha256 {fingerprint}\n  file   {path}", soft_wrap=True)
+
+
+@app.command("se-vendors")
+def se_vendors(workspace: WorkspaceOpt = DEFAULT_WORKSPACE) -> None:
+    """The SE vendor roots trusted for genuine-chip proofs."""
+    roots = load_se_vendor_roots(settings_for(workspace).ws)
+    if not roots:
+        console.print("no SE vendor root is trusted")
+    for cert in roots:
+        console.print(
+            f"{escape(cert.subject.rfc4514_string())}  sha256 "
+            f"{cert.fingerprint(hashes.SHA256()).hex()}",
+            soft_wrap=True,
+        )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from birthright.cli import audit, ca, device, firmware, sim, station, workorder
+from birthright.cli import audit, ca, device, firmware, product, sim, station, workorder
 from birthright.cli.common import run_cli
 from birthright.cli.demo import demo
 from birthright.cli.reconcile import chips_app, report_app, shipments_app
@@ -22,6 +22,7 @@ app.add_typer(ca.app, name="ca")
 app.add_typer(station.app, name="station")
 app.add_typer(device.app, name="device")
 app.add_typer(workorder.app, name="workorder")
+app.add_typer(product.app, name="product")
 app.add_typer(audit.app, name="audit")
 app.add_typer(firmware.app, name="firmware")
 app.add_typer(db_app, name="db")

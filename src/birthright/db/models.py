@@ -16,6 +16,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -134,6 +135,8 @@ class DeviceRow(Base):
     )
     status: Mapped[str] = mapped_column(String(16))
     enrolled_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    #: How the key was proven to live in a genuine SE ("pkcs11-vendor", "tpm"), or null.
+    se_proof: Mapped[str | None] = mapped_column(String(32), nullable=True)
 
 
 class NonceRow(Base):
@@ -313,3 +316,14 @@ class DeviceFirmwareRow(Base):
     version: Mapped[str] = mapped_column(String(64), index=True)
     measurement: Mapped[bytes] = mapped_column(LargeBinary)
     reported_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class ProductPolicyRow(Base):
+    """Per-product enrollment policy set by an operator."""
+
+    __tablename__ = "product_policies"
+
+    product: Mapped[str] = mapped_column(String(64), primary_key=True)
+    #: Refuse enrollments whose identity key is not proven to live in a genuine SE.
+    require_genuine_se: Mapped[bool] = mapped_column(Boolean, server_default=false())
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

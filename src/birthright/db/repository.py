@@ -17,6 +17,7 @@ from birthright.db.models import (
     AuditEventRow,
     AuditHeadRow,
     DeviceRow,
+    ProductPolicyRow,
     ReservationRow,
     StationRow,
     WorkOrderRow,
@@ -45,6 +46,7 @@ def device_from_row(row: DeviceRow) -> DeviceRecord:
         status=row.status,
         enrolled_at=_utc(row.enrolled_at),
         work_order_id=row.work_order_id,
+        se_proof=row.se_proof,
     )
 
 
@@ -176,6 +178,10 @@ class SqlEnrollmentTx:
         row = self._s.get(WorkOrderRow, work_order_id)
         return work_order_from_row(row) if row else None
 
+    def requires_genuine_se(self, product: str) -> bool:
+        row = self._s.get(ProductPolicyRow, product)
+        return bool(row and row.require_genuine_se)
+
     def allocate_serial_number(self, work_order_id: str) -> int | None:
         value = self._s.execute(
             update(WorkOrderRow)
@@ -245,6 +251,7 @@ class SqlEnrollmentTx:
                 status=device.status,
                 enrolled_at=device.enrolled_at,
                 work_order_id=device.work_order_id,
+                se_proof=device.se_proof,
             )
         )
 

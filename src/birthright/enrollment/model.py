@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from cryptography import x509
 
@@ -64,6 +66,8 @@ class DeviceRecord:
     status: str  # "active" | "revoked"
     enrolled_at: datetime
     work_order_id: str | None = None
+    #: How the key was proven to live in a genuine SE ("pkcs11-vendor", "tpm"), or None.
+    se_proof: str | None = None
 
     @property
     def certificate(self) -> x509.Certificate:
@@ -78,6 +82,18 @@ class EnrollmentRequest:
     chip_id: ChipId
     #: The PKCS#10 request as received (DER or PEM), parsed and checked by the service.
     csr: bytes
+    #: Untrusted genuine-SE proof object (``{"kind": ..., ...}``), checked by the service.
+    se_proof: Mapping[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class ProductPolicy:
+    """What an operator requires of every unit of one product."""
+
+    product: str
+    #: Refuse identity keys not proven to live in a genuine secure element.
+    require_genuine_se: bool
+    updated_at: datetime | None = None
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,7 @@ from birthright.enrollment.model import (
 )
 from birthright.enrollment.ports import DuplicateRecord, EnrollmentStore, EnrollmentTx, Issuer
 from birthright.errors import ConflictError, InputError, NotFoundError, TrustError
+from birthright.genuine import SeProofVerifiers, appraise
 from birthright.types import ChipId, ProductSerial, StationId
 
 log = logging.getLogger(__name__)
@@ -50,6 +51,8 @@ SECURITY_EVENTS = {
     "station_unknown": "an unregistered station tried to enroll",
     "station_suspended": "a suspended station tried to enroll",
     "station_revoked": "a revoked station tried to enroll",
+    "se_not_genuine": "an identity key not proven to live in a genuine secure element was "
+    "presented (software key, counterfeit part or forged vendor proof)",
 }
 
 
@@ -76,10 +79,12 @@ class EnrollmentService:
         store: EnrollmentStore,
         issuer: Issuer,
         clock: Clock,
+        se_proofs: SeProofVerifiers | None = None,
     ) -> None:
         self._store = store
         self._issuer = issuer
         self._clock = clock
+        self._se_proofs = se_proofs if se_proofs is not None else SeProofVerifiers()
 
     # -- serial reservation -------------------------------------------------------------
 
@@ -219,6 +224,15 @@ class EnrollmentService:
                     "two units is a shared secret, and one leaked key would own both",
                     code="key_shared",
                 )
+            appraisal = appraise(
+                self._se_proofs,
+                request.se_proof,
+                required=tx.requires_genuine_se(order.product),
+                public_key=csr.public_key,
+                chip_id=request.chip_id,
+                product=order.product,
+                now=now,
+            )
             if tx.count_minted(order.work_order_id) is None:
                 raise QuotaExhausted(
                     f"work order {order.work_order_id} has minted all {order.quantity} units"
@@ -242,6 +256,7 @@ class EnrollmentService:
                 status="active",
                 enrolled_at=now,
                 work_order_id=order.work_order_id,
+                se_proof=appraisal.kind,
             )
             tx.add_device(device)
             self._watch_rate(tx, order, now)
@@ -256,6 +271,7 @@ class EnrollmentService:
                         "key_fingerprint": fingerprint,
                         "cert_serial": device.cert_serial,
                         "work_order_id": order.work_order_id,
+                        **appraisal.audit_detail(),
                     },
                 ),
                 now,

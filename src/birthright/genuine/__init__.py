@@ -7,8 +7,10 @@ an ``SeProofVerifiers``; ``appraise`` applies a product's policy.
 
 from birthright.genuine.model import (
     GENUINE_SE_POLICY_OID,
+    Appraisal,
     ProvenKey,
     SeNotGenuine,
+    SeProofIndeterminate,
     SeProofMalformed,
     SeProofVerifier,
     SeProofVerifiers,
@@ -17,8 +19,10 @@ from birthright.genuine.model import (
 
 __all__ = [
     "GENUINE_SE_POLICY_OID",
+    "Appraisal",
     "ProvenKey",
     "SeNotGenuine",
+    "SeProofIndeterminate",
     "SeProofMalformed",
     "SeProofVerifier",
     "SeProofVerifiers",

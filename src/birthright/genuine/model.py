@@ -31,6 +31,12 @@ class SeNotGenuine(TrustError):
     code = "se_not_genuine"
 
 
+class SeProofIndeterminate(SeNotGenuine):
+    """The proof cannot be appraised here: this backend holds no trust anchors for its kind
+    (no verifier registered, or no vendor root trusted). Not a forgery verdict: where proof
+    is not required the unit enrolls unproven; where it is required, it is refused."""
+
+
 class SeProofMalformed(InputError):
     """The proof object is not even well-formed (the caller's fault, not a trust verdict)."""
 
@@ -105,7 +111,7 @@ class SeProofVerifiers:
         verifier = self._by_kind.get(kind)
         if verifier is None:
             known = ", ".join(self.kinds) or "none"
-            raise SeNotGenuine(
+            raise SeProofIndeterminate(
                 f"this backend cannot verify SE proofs of kind {kind!r} (it verifies: {known})"
             )
         proven = verifier.verify(
@@ -114,6 +120,28 @@ class SeProofVerifiers:
         if proven.kind != kind:  # a verifier must never vouch under another kind's name
             raise SeNotGenuine(f"the {kind!r} verifier returned a {proven.kind!r} result")
         return proven
+
+
+@dataclass(frozen=True)
+class Appraisal:
+    """The outcome of applying a product's policy to an enrollment's proof."""
+
+    proven: ProvenKey | None = None
+    #: Why a proof that was sent could not be appraised by this backend (see
+    #: ``SeProofIndeterminate``); None when it verified or none was sent.
+    unverified: str | None = None
+
+    @property
+    def kind(self) -> str | None:
+        return self.proven.kind if self.proven else None
+
+    def audit_detail(self) -> dict[str, str]:
+        if self.unverified is not None:
+            return {"se_proof": "unverified", "se_proof.reason": self.unverified}
+        if self.proven is None:
+            return {}
+        facts = {f"se_proof.{k}": v for k, v in self.proven.detail.items()}
+        return {"se_proof": self.proven.kind, **facts}
 
 
 def appraise(
@@ -125,11 +153,12 @@ def appraise(
     chip_id: ChipId,
     product: str,
     now: datetime,
-) -> ProvenKey | None:
+) -> Appraisal:
     """Apply a product's policy to an enrollment's (optional) proof.
 
-    Where proof is required, a missing proof is refused. Where it is not, a missing proof is
-    fine, but a proof that is present must verify: a forged proof is a red flag either way.
+    Where proof is required, a missing or unverifiable proof is refused. Where it is not, a
+    missing proof is fine and a proof this backend has no anchors for is noted, but a proof
+    that fails a check is refused: a forged proof is a red flag either way.
     """
     if proof is None:
         if required:
@@ -138,5 +167,13 @@ def appraise(
                 "secure element, and none was sent (a software key, or a part without "
                 "vendor attestation)"
             )
-        return None
-    return verifiers.verify(proof, public_key=public_key, chip_id=chip_id, product=product, now=now)
+        return Appraisal()
+    try:
+        proven = verifiers.verify(
+            proof, public_key=public_key, chip_id=chip_id, product=product, now=now
+        )
+    except SeProofIndeterminate as e:
+        if required:
+            raise
+        return Appraisal(unverified=e.message)
+    return Appraisal(proven=proven)

@@ -39,7 +39,12 @@ from cryptography.x509.verification import (
     VerificationError,
 )
 
-from birthright.genuine.model import ProvenKey, SeNotGenuine, SeProofMalformed
+from birthright.genuine.model import (
+    ProvenKey,
+    SeNotGenuine,
+    SeProofIndeterminate,
+    SeProofMalformed,
+)
 from birthright.genuine.statement import (
     MAX_STATEMENT_BYTES,
     StatementError,
@@ -123,7 +128,7 @@ class Pkcs11VendorVerifier:
         self, leaf: x509.Certificate, intermediates: Sequence[x509.Certificate], now: datetime
     ) -> None:
         if not self._roots:
-            raise SeNotGenuine(
+            raise SeProofIndeterminate(
                 "no SE vendor root is trusted by this backend "
                 "(add one with `birthright ca trust-se-vendor`)"
             )

@@ -19,7 +19,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from birthright import __version__
 from birthright.errors import BirthrightError
 from birthright.server.backend import Backend
-from birthright.server.routes import attestation, ca, devices, enrollment, revocation
+from birthright.server.routes import attestation, ca, devices, enrollment, products, revocation
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +93,7 @@ def create_app(backend: Backend) -> FastAPI:
     for router in (enrollment.router, attestation.router, devices.router, ca.router):
         app.include_router(router)
     app.include_router(revocation.router)
+    app.include_router(products.router)
 
     @app.exception_handler(BirthrightError)
     async def _domain_error(_request: Request, exc: BirthrightError) -> JSONResponse:

@@ -13,15 +13,19 @@ from birthright.attest.keys import RESULT_KEY, load_or_create_key
 from birthright.attest.result_signing import ResultSigner
 from birthright.attest.service import AttestationService
 from birthright.ca.authority import FactoryCa, load_factory_ca
+from birthright.ca.se_vendors import load_se_vendor_roots
 from birthright.ca.station import read_station_ca_cert
 from birthright.db.attestation import SqlAttestationRecords, SqlNonceStore
 from birthright.db.engine import make_engine, make_sessionmaker
 from birthright.db.firmware import SqlFirmwareReleases
 from birthright.db.operations import Operations
+from birthright.db.products import SqlProductPolicies
 from birthright.db.repository import SqlEnrollmentStore
 from birthright.db.revocation import SqlRevocationStore
 from birthright.db.stations import SqlStationLedger
 from birthright.enrollment.service import EnrollmentService
+from birthright.genuine import SeProofVerifiers
+from birthright.genuine.pkcs11_vendor import Pkcs11VendorVerifier
 from birthright.revocation.publish import IssuingCaSigner
 from birthright.revocation.service import RevocationService
 from birthright.server.station_auth import StationRequestVerifier
@@ -46,6 +50,7 @@ class Backend:
     revocation: RevocationService
     firmware: SqlFirmwareReleases
     result_signer: ResultSigner
+    products: SqlProductPolicies
 
     def close(self) -> None:
         self.engine.dispose()
@@ -64,6 +69,7 @@ def build_backend(settings: Settings, *, ca: FactoryCa | None = None) -> Backend
             store=SqlEnrollmentStore(sessions),
             issuer=factory_ca,
             clock=utc_now,
+            se_proofs=se_proof_verifiers(settings),
         ),
         attestation=AttestationService(
             nonces=SqlNonceStore(sessions),
@@ -76,6 +82,7 @@ def build_backend(settings: Settings, *, ca: FactoryCa | None = None) -> Backend
         ),
         firmware=firmware,
         result_signer=result_signer,
+        products=SqlProductPolicies(sessions),
         operations=Operations(sessions),
         chain=tuple(factory_ca.chain()),
         max_body_bytes=settings.max_body_bytes,
@@ -88,6 +95,12 @@ def build_backend(settings: Settings, *, ca: FactoryCa | None = None) -> Backend
             clock=utc_now,
         ),
     )
+
+
+def se_proof_verifiers(settings: Settings) -> SeProofVerifiers:
+    """Every genuine-SE proof kind this backend verifies, with its trust anchors.
+    A new kind (``tpm``, ...) is one more verifier in this list."""
+    return SeProofVerifiers([Pkcs11VendorVerifier(roots=load_se_vendor_roots(settings.ws))])
 
 
 def _station_auth(settings: Settings, sessions: sessionmaker[Session]) -> StationRequestVerifier:

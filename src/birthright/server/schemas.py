@@ -36,12 +36,26 @@ class SerialResponse(BaseModel):
     reserved_at: datetime
 
 
+class SeProofBody(BaseModel):
+    """Proof that the identity key lives in a genuine secure element. ``kind`` selects the
+    verifier; the other members belong to that kind (``pkcs11-vendor``: ``statement``,
+    ``signature``, ``chain``)."""
+
+    model_config = ConfigDict(extra="allow")
+    kind: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,31}$", examples=["pkcs11-vendor"])
+
+
 class EnrollmentBody(Strict):
     station_id: str = Field(pattern=STATION_ID)
     work_order_id: str = Field(pattern=WORK_ORDER_ID)
     serial: str = Field(pattern=SERIAL)
     chip_id: str = Field(pattern=CHIP_ID)
     csr: str = Field(max_length=16384, description="PKCS#10 request, PEM or base64 DER.")
+    se_proof: SeProofBody | None = Field(
+        default=None,
+        description="Genuine-SE proof over the CSR's key; required for products whose "
+        "policy demands it, checked whenever present.",
+    )
 
 
 class EnrollmentResponse(BaseModel):
@@ -63,6 +77,17 @@ class DeviceResponse(BaseModel):
     cert_serial: str
     key_fingerprint: str
     certificate: str
+    se_proof: str | None = Field(
+        default=None,
+        description="How the key was proven to live in a genuine SE (pkcs11-vendor, tpm); "
+        "null when it was not.",
+    )
+
+
+class ProductPolicyResponse(BaseModel):
+    product: str
+    require_genuine_se: bool
+    updated_at: datetime | None
 
 
 class ChallengeRequest(Strict):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -65,18 +66,26 @@ class BackendClient:
         return str(body["serial"])
 
     def enroll(
-        self, *, station_id: str, work_order_id: str, serial: str, chip_id: str, csr_der: bytes
+        self,
+        *,
+        station_id: str,
+        work_order_id: str,
+        serial: str,
+        chip_id: str,
+        csr_der: bytes,
+        se_proof: Mapping[str, Any] | None = None,
     ) -> Enrolled:
-        body = self._post(
-            "/v1/enrollments",
-            {
-                "station_id": station_id,
-                "work_order_id": work_order_id,
-                "serial": serial,
-                "chip_id": chip_id,
-                "csr": base64.b64encode(csr_der).decode(),
-            },
-        )
+        """Enroll a unit; ``se_proof`` is the chip's genuine-SE proof object, if it has one."""
+        request: dict[str, Any] = {
+            "station_id": station_id,
+            "work_order_id": work_order_id,
+            "serial": serial,
+            "chip_id": chip_id,
+            "csr": base64.b64encode(csr_der).decode(),
+        }
+        if se_proof is not None:
+            request["se_proof"] = dict(se_proof)
+        body = self._post("/v1/enrollments", request)
         return Enrolled(
             serial=body["serial"],
             certificate=x509.load_pem_x509_certificate(body["certificate"].encode()),

@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from cryptography.x509.oid import NameOID
 
 from birthright.errors import BirthrightError, TransientError, TrustError
-from birthright.se.base import SecureElement
+from birthright.se.base import OffersSeProof, SecureElement
 from birthright.station.client import BackendClient
 from birthright.station.journal import Journal
 
@@ -144,12 +144,17 @@ class Station:
         out.seconds["csr"] = time.perf_counter() - t
 
         t = time.perf_counter()
+        proof = se.se_proof() if isinstance(se, OffersSeProof) else None
+        out.seconds["se_proof"] = time.perf_counter() - t
+
+        t = time.perf_counter()
         enrolled = self._backend.enroll(
             station_id=self.station_id,
             work_order_id=self.work_order_id,
             serial=out.serial,
             chip_id=out.chip_id,
             csr_der=csr,
+            se_proof=proof,
         )
         self._mark(
             out.chip_id, "enrolled", cert_serial=format(enrolled.certificate.serial_number, "x")

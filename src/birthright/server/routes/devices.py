@@ -36,4 +36,5 @@ def device(backend: BackendDep, serial: str = Path(pattern=SERIAL)) -> DeviceRes
         cert_serial=d.cert_serial,
         key_fingerprint=d.key_fingerprint,
         certificate=cert_pem(d.certificate),
+        se_proof=d.se_proof,
     )

@@ -56,6 +56,7 @@ def enroll(
             serial=ProductSerial(body.serial),
             chip_id=ChipId(body.chip_id),
             csr=pem_or_b64(body.csr, field="csr"),
+            se_proof=body.se_proof.model_dump() if body.se_proof is not None else None,
         )
     )
     if not result.created:

@@ -1,0 +1,45 @@
+"""Per-product enrollment policy, read-only over HTTP.
+
+Changing a policy (``birthright product require-genuine``) is CLI-only until operator
+authentication exists: an unauthenticated endpoint that could switch genuine-SE enforcement
+off would let the (untrusted) factory network disable the very check aimed at it.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Path
+
+from birthright.enrollment.model import ProductPolicy
+from birthright.server.routes import BackendDep, errors
+from birthright.server.schemas import ProductPolicyResponse
+
+router = APIRouter(prefix="/v1/products", tags=["products"])
+
+PRODUCT = r"^[A-Za-z0-9._ -]{1,64}$"
+
+
+def _body(policy: ProductPolicy) -> ProductPolicyResponse:
+    return ProductPolicyResponse(
+        product=policy.product,
+        require_genuine_se=policy.require_genuine_se,
+        updated_at=policy.updated_at,
+    )
+
+
+@router.get(
+    "/policies",
+    response_model=list[ProductPolicyResponse],
+    summary="Every product with an explicit enrollment policy",
+)
+def policies(backend: BackendDep) -> list[ProductPolicyResponse]:
+    return [_body(p) for p in backend.products.list()]
+
+
+@router.get(
+    "/{product}/policy",
+    response_model=ProductPolicyResponse,
+    responses=errors(422),
+    summary="A product's enrollment policy (defaults when none was set)",
+)
+def policy(backend: BackendDep, product: str = Path(pattern=PRODUCT)) -> ProductPolicyResponse:
+    return _body(backend.products.get(product))
