@@ -102,6 +102,23 @@ SCENARIOS = [
         ),
     ),
     Scenario(
+        "counterfeit chip or software key where genuine SE is required",
+        "se_not_genuine + critical alert; nothing issued",
+        (
+            IT + "test_genuine_se.py::test_a_counterfeit_chip_without_vendor_attestation",
+            IT + "test_genuine_se.py::test_a_software_key_csr_is_refused_where_proof_is",
+        ),
+    ),
+    Scenario(
+        "forged vendor proof (rogue vendor CA, tampered, other key or chip)",
+        "se_not_genuine, even where the proof is optional",
+        (
+            IT + "test_genuine_se.py::test_a_chip_attested_by_a_vendor_we_do_not_trust",
+            IT + "test_genuine_se.py::test_a_tampered_or_misbound_proof_is_refused",
+            "tests/unit/test_genuine_proof.py::test_a_forged_proof_is_refused_even_where",
+        ),
+    ),
+    Scenario(
         "CSR without proof of possession",
         "csr_signature_invalid",
         (
