@@ -21,6 +21,8 @@ def test_demo_provisions_attests_and_exports_verifiable_certificates(tmp_path: P
     assert run.returncode == 0, run.stdout + run.stderr
     assert "4 ok, 0 failed" in run.stdout
     assert "3/4 pass; blocked firmware 1.3.9" in run.stdout
+    assert "4/4 enrolled units; counterfeit" in run.stdout  # every key proven genuine
+    assert "refused (se_not_genuine)" in run.stdout
     devices = sorted((ws / "certs" / "devices").glob("*.pem"))
     assert len(devices) == 4
     verify = subprocess.run(

@@ -16,6 +16,7 @@ from birthright.cli.common import DEFAULT_WORKSPACE, WorkspaceOpt, console
 from birthright.cli.device import attest_devices, device_client
 from birthright.cli.station import run_provisioning
 from birthright.demo.fleet import reconcile, release_firmware, revoke_and_recall
+from birthright.demo.genuine import counterfeit_refused, require_genuine_chips
 from birthright.demo.service import ServiceProcess
 from birthright.demo.showcase import (
     audit_intact,
@@ -32,7 +33,7 @@ from birthright.workspace import Workspace
 STATION_ID = "site1-line1-st1"
 WORK_ORDER_ID = "WO-DEMO-0001"
 REWORK_ORDER_ID = "WO-DEMO-0002"
-EXPECTED_REFUSALS = ["key_shared", "quota_exhausted", "counter_fork"]
+EXPECTED_REFUSALS = ["key_shared", "quota_exhausted", "se_not_genuine", "counter_fork"]
 
 
 def _free_port() -> int:
@@ -69,7 +70,7 @@ def _open_work_orders(settings: Settings, devices: int) -> None:
         spec(WORK_ORDER_ID, devices, settings.serial_prefix, rate_ceiling_per_minute=600), now=now
     )
     # A second, small order on the same line: the red-team attempts run against it.
-    orders.open(spec(REWORK_ORDER_ID, 1, settings.serial_prefix + "R"), now=now)
+    orders.open(spec(REWORK_ORDER_ID, 2, settings.serial_prefix + "R"), now=now)
     engine.dispose()
     console.print(
         f"work order {main.work_order_id}: {main.quantity} × {main.product} "
@@ -120,13 +121,20 @@ def demo(
     create_devices(ws.devices_dir, devices, pin=pin)
     write_device_pin(ws.devices_dir, pin)
     device_set = open_device_set(ws.devices_dir, pin=pin)
-    console.print(f"created {devices} tokens in {time.perf_counter() - t:.2f} s")
+    console.print(
+        f"created {devices} tokens in {time.perf_counter() - t:.2f} s, each with an "
+        "attestation key certified by the simulated chip vendor"
+    )
 
     console.rule("[bold]3. Identity service, work orders, station identity")
     upgrade(settings.effective_database_url)
     engine = make_engine(settings.effective_database_url)
     sessions = make_sessionmaker(engine)
     _open_work_orders(settings, devices)
+    vendor = require_genuine_chips(
+        ws, sessions, devices_dir=ws.devices_dir, product=settings.product
+    )
+    console.print(f"{settings.product} requires genuine-chip proof; trusted SE vendor: {vendor}")
     register_station_identity(
         settings,
         sessions,
@@ -178,6 +186,9 @@ def demo(
                 "one unit more than the work order allows": over_quota_refused(
                     device_set, backend, station_id=STATION_ID, work_order_id=WORK_ORDER_ID
                 ),
+                "a counterfeit chip (no vendor attestation)": counterfeit_refused(
+                    device_set, backend, station_id=STATION_ID, work_order_id=REWORK_ORDER_ID
+                ),
                 "the station's state copied to a second PC": cloned_station_caught(
                     station_dir, service.url, backend, work_order_id=REWORK_ORDER_ID
                 ),
@@ -187,6 +198,7 @@ def demo(
 
         console.rule("[bold]7. Revocation and recall")
         enrolled = Operations(sessions).devices()
+        proven = sum(1 for d in enrolled if d.se_proof == "pkcs11-vendor")
         revoked = revoke_and_recall(service.url, root_pem, ca.issuing_cert, enrolled)
         label_of = {r["serial"]: label for label, r in verdicts}
         after = attest_devices(
@@ -232,6 +244,11 @@ def demo(
     )
     table.add_row(
         "provisioning rate (mTLS + signed requests)", f"{run.units_per_second:.1f} units/s"
+    )
+    table.add_row(
+        "genuine chip proven (SE vendor attestation)",
+        f"{proven}/{len(enrolled)} enrolled units; counterfeit → "
+        f"{refusals['a counterfeit chip (no vendor attestation)']}",
     )
     table.add_row(
         "attested (EAT: signature, chain, status, nonce, firmware)",
@@ -280,6 +297,7 @@ def demo(
     )
     if (
         run.failed
+        or proven != len(enrolled)
         or passed != devices - 1
         or blocked_ids != ["firmware.blocked"]
         or replay != ["nonce.replayed"]
