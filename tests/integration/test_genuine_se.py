@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
+from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from birthright.ca.authority import FactoryCa
@@ -21,6 +22,7 @@ from birthright.db.audit import list_events
 from birthright.db.engine import make_sessionmaker
 from birthright.db.products import SqlProductPolicies
 from birthright.enrollment.service import SECURITY_EVENTS
+from birthright.genuine import GENUINE_SE_POLICY_OID
 from birthright.se.attestation import install_vendor_attestation
 from birthright.se.pkcs11 import Pkcs11SecureElement, token_session, write_chip_id
 from birthright.se.sim import DeviceSet, create_devices
@@ -92,7 +94,7 @@ def provision(device_set: DeviceSet, backend: BackendClient, label: str) -> tupl
 
 
 def test_a_genuine_chip_enrolls_where_proof_is_required_and_the_proof_is_recorded(
-    served: ServedBackend, backend: BackendClient, sim_device_set: DeviceSet
+    served: ServedBackend, backend: BackendClient, sim_device_set: DeviceSet, factory_ca: FactoryCa
 ) -> None:
     require_genuine(served)
     [label] = chips(sim_device_set, 1)
@@ -104,6 +106,12 @@ def test_a_genuine_chip_enrolls_where_proof_is_required_and_the_proof_is_recorde
     detail = json.loads(audited.detail)
     assert detail["se_proof"] == "pkcs11-vendor"
     assert "Simulated SE Vendor" in detail["se_proof.vendor"]
+    # The certificate tells relying parties the key was proven to live in a genuine SE.
+    with sim_device_set.open(label) as se:
+        cert, *chain = se.read_chain()
+    policies = cert.extensions.get_extension_for_class(x509.CertificatePolicies).value
+    assert [p.policy_identifier.dotted_string for p in policies] == [GENUINE_SE_POLICY_OID]
+    factory_ca.verify_chain(cert, chain[:1], datetime.now(UTC))
     policy = httpx.get(f"{served.url}/v1/products/{PRODUCT}/policy").json()
     assert policy["require_genuine_se"] is True
 
@@ -220,10 +228,12 @@ def test_where_proof_is_optional_a_genuine_proof_is_recorded_and_none_is_fine(
     unproven, _ = provision(sim_device_set, backend, counterfeit)
     assert proven.ok and unproven.ok, (proven.reason, unproven.reason)
     ops = served.backend.operations
-    assert [ops.device(o.serial).se_proof for o in (proven, unproven)] == [  # type: ignore[union-attr]
-        "pkcs11-vendor",
-        None,
-    ]
+    records = [ops.device(o.serial) for o in (proven, unproven)]
+    assert [r.se_proof for r in records if r] == ["pkcs11-vendor", None]
+    policies = [r.certificate.extensions for r in records if r]
+    assert policies[0].get_extension_for_class(x509.CertificatePolicies)
+    with pytest.raises(x509.ExtensionNotFound):
+        policies[1].get_extension_for_class(x509.CertificatePolicies)
 
 
 def assert_refused_and_audited(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -148,6 +148,7 @@ class SoftwareIssuer:
         chip_id: str,
         now: datetime,
         product: str | None = None,
+        policy_oids: Sequence[str] = (),
     ) -> x509.Certificate:
         self.issued += 1
         subject = x509.Name([x509.NameAttribute(NameOID.SERIAL_NUMBER, product_serial)])

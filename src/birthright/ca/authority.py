@@ -83,6 +83,7 @@ class FactoryCa:
         chip_id: str,
         now: datetime,
         product: str | None = None,
+        policy_oids: Sequence[str] = (),
     ) -> x509.Certificate:
         profile = self.profile
         if product is not None and product != profile.product:
@@ -95,6 +96,7 @@ class FactoryCa:
             issuer_cert=self.issuing_cert,
             issuer_key=self.issuing_key,
             now=now,
+            policy_oids=policy_oids,
         )
 
     def chain(self) -> list[x509.Certificate]:

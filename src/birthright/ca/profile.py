@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import string
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -137,8 +138,12 @@ def build_device_certificate(
     issuer_cert: x509.Certificate,
     issuer_key: ec.EllipticCurvePrivateKey,
     now: datetime,
+    policy_oids: Sequence[str] = (),
 ) -> x509.Certificate:
-    """Sign a device certificate for ``public_key`` (ECDSA P-256, SHA-256)."""
+    """Sign a device certificate for ``public_key`` (ECDSA P-256, SHA-256).
+
+    ``policy_oids`` (non-critical certificatePolicies) say what was proven about the key at
+    enrollment, e.g. that it lives in a genuine secure element."""
     if not isinstance(public_key.curve, ec.SECP256R1):
         raise ProfileError("device keys must be EC P-256", code="key_unsupported")
     if now.tzinfo is None:
@@ -159,6 +164,9 @@ def build_device_certificate(
     )
     for extension, critical in _fixed_extensions(profile, issuer_cert):
         builder = builder.add_extension(extension, critical=critical)
+    if policy_oids:
+        policies = [x509.PolicyInformation(x509.ObjectIdentifier(oid), None) for oid in policy_oids]
+        builder = builder.add_extension(x509.CertificatePolicies(policies), critical=False)
     return builder.sign(issuer_key, hashes.SHA256())
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Protocol
@@ -30,7 +31,10 @@ class Issuer(Protocol):
         chip_id: str,
         now: datetime,
         product: str | None = None,
-    ) -> x509.Certificate: ...
+        policy_oids: Sequence[str] = (),
+    ) -> x509.Certificate:
+        """Certify ``public_key``; ``policy_oids`` become the certificatePolicies."""
+        ...
 
     def chain(self) -> list[x509.Certificate]: ...
 

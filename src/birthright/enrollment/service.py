@@ -243,6 +243,7 @@ class EnrollmentService:
                 chip_id=request.chip_id,
                 now=now,
                 product=order.product,
+                policy_oids=appraisal.proven.policy_oids if appraisal.proven else (),
             )
             device = DeviceRecord(
                 serial=request.serial,
