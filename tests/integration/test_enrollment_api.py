@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -96,6 +97,8 @@ def test_enrollment_issues_a_certificate_and_a_retry_returns_it_again(api: httpx
         ("duplicate_key", 409, "key_shared"),
         ("missing_field", 422, "validation_error"),
         ("bad_base64", 400, "bad_encoding"),
+        ("se_proof_malformed", 400, "se_proof_malformed"),
+        ("se_proof_kind_invalid", 422, "validation_error"),
     ],
 )
 def test_bad_input_gets_a_json_error_and_changes_nothing_but_the_audit_log(
@@ -106,7 +109,7 @@ def test_bad_input_gets_a_json_error_and_changes_nothing_but_the_audit_log(
     assert enroll(api, "CHIP-A", enrolled_key, enrolled_serial).status_code == 201
     fresh_serial = reserve(api, "CHIP-B")
     key = ec.generate_private_key(ec.SECP256R1())
-    body = {
+    body: dict[str, Any] = {
         "station_id": STATION,
         "work_order_id": WO,
         "serial": fresh_serial,
@@ -137,6 +140,10 @@ def test_bad_input_gets_a_json_error_and_changes_nothing_but_the_audit_log(
         del body["csr"]
     elif case == "bad_base64":
         body["csr"] = "!!!not base64!!!"
+    elif case == "se_proof_malformed":
+        body["se_proof"] = {"kind": "pkcs11-vendor", "statement": "!!", "signature": 1}
+    elif case == "se_proof_kind_invalid":
+        body["se_proof"] = {"kind": "No Such Kind!"}
     before = counts(served)
     r = api.post("/v1/enrollments", json=body)
     assert r.status_code == status, r.text

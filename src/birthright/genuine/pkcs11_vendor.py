@@ -158,7 +158,9 @@ def _signing_key_usage(_policy: Policy, cert: x509.Certificate, usage: x509.KeyU
 
 
 def _names(values: list[str | bytes]) -> str:
-    return ", ".join(v if isinstance(v, str) else v.hex() for v in values) or "(none named)"
+    """Names from an untrusted certificate, shortened for messages and audit records."""
+    shown = [(v if isinstance(v, str) else v.hex())[:64] for v in values[:3]]
+    return ", ".join(shown) or "(none named)"
 
 
 def parse_proof(proof: Mapping[str, Any]) -> tuple[bytes, bytes, list[x509.Certificate]]:
