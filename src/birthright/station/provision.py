@@ -1,4 +1,5 @@
-"""Provision one unit: chip id → serial → on-chip key → CSR → certificate → stored → proven.
+"""Provision one unit: chip id → serial → on-chip key → CSR (+ the chip's genuine-SE proof,
+when it offers one) → certificate → stored → proven.
 
 A unit is good only after its secure element has signed a fresh challenge that verifies
 against the certificate the backend issued. Every step is safe to repeat: a unit interrupted
