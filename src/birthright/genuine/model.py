@@ -53,6 +53,9 @@ class ProvenKey:
     policy_oids: tuple[str, ...] = (GENUINE_SE_POLICY_OID,)
     #: Short, non-secret facts for the audit record (vendor, attestation cert fingerprint).
     detail: Mapping[str, str] = field(default_factory=dict)
+    #: The chip's attestation key proven to live beside the identity key (a TPM AK's
+    #: marshalled TPMT_PUBLIC), kept to check the unit's later firmware quotes.
+    attestation_key: bytes | None = None
 
 
 class SeProofVerifier(Protocol):
@@ -80,6 +83,16 @@ class SeProofVerifier(Protocol):
         ...
 
 
+class ChallengingSeProofVerifier(SeProofVerifier, Protocol):
+    """A proof kind that needs a fresh challenge from the backend first (TPM credential
+    activation): the station sends what the chip offers, gets a challenge, and its answer
+    is the proof."""
+
+    def challenge(
+        self, request: Mapping[str, Any], *, chip_id: ChipId, now: datetime
+    ) -> dict[str, Any]: ...
+
+
 class SeProofVerifiers:
     """The registry of proof kinds this backend verifies."""
 
@@ -94,15 +107,17 @@ class SeProofVerifiers:
     def kinds(self) -> tuple[str, ...]:
         return tuple(sorted(self._by_kind))
 
-    def verify(
-        self,
-        proof: Mapping[str, Any],
-        *,
-        public_key: ec.EllipticCurvePublicKey,
-        chip_id: ChipId,
-        product: str,
-        now: datetime,
-    ) -> ProvenKey:
+    def challenge(
+        self, request: Mapping[str, Any], *, chip_id: ChipId, now: datetime
+    ) -> dict[str, Any]:
+        """A fresh challenge for a kind that needs one (``ChallengingSeProofVerifier``)."""
+        verifier = self._verifier_for(request)
+        if not hasattr(verifier, "challenge"):
+            raise SeProofMalformed(f"SE proofs of kind {verifier.kind!r} take no challenge")
+        challenging: ChallengingSeProofVerifier = verifier  # type: ignore[assignment]
+        return challenging.challenge(request, chip_id=chip_id, now=now)
+
+    def _verifier_for(self, proof: Mapping[str, Any]) -> SeProofVerifier:
         if not isinstance(proof, Mapping):
             raise SeProofMalformed("se_proof must be a JSON object")
         kind = proof.get("kind")
@@ -114,6 +129,19 @@ class SeProofVerifiers:
             raise SeProofIndeterminate(
                 f"this backend cannot verify SE proofs of kind {kind!r} (it verifies: {known})"
             )
+        return verifier
+
+    def verify(
+        self,
+        proof: Mapping[str, Any],
+        *,
+        public_key: ec.EllipticCurvePublicKey,
+        chip_id: ChipId,
+        product: str,
+        now: datetime,
+    ) -> ProvenKey:
+        verifier = self._verifier_for(proof)
+        kind = verifier.kind
         proven = verifier.verify(
             proof, public_key=public_key, chip_id=chip_id, product=product, now=now
         )

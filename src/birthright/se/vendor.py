@@ -83,19 +83,29 @@ def load_or_create_vendor(devices_dir: Path, *, now: datetime | None = None) -> 
     folder = vendor_dir(devices_dir)
     if (folder / ROOT_CERT).exists():
         return load_vendor(devices_dir)
+    return create_vendor_ca(
+        folder, name=VENDOR_NAME, common_name=f"{VENDOR_NAME} Attestation Root", now=now
+    )
+
+
+def create_vendor_ca(
+    folder: Path, *, name: str, common_name: str, now: datetime | None = None
+) -> SimulatedVendor:
+    """A chip maker's root CA in ``folder``: ``root.pem``, ``root-key.pem`` (encrypted
+    PKCS#8) and its ``passphrase`` (0600)."""
     folder.mkdir(parents=True, exist_ok=True, mode=0o700)
     now = now or datetime.now(UTC)
     key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name(
+    subject = x509.Name(
         [
-            x509.NameAttribute(NameOID.ORGANIZATION_NAME, VENDOR_NAME),
-            x509.NameAttribute(NameOID.COMMON_NAME, f"{VENDOR_NAME} Attestation Root"),
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, name),
+            x509.NameAttribute(NameOID.COMMON_NAME, common_name),
         ]
     )
     cert = (
         x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
+        .subject_name(subject)
+        .issuer_name(subject)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - timedelta(minutes=5))
