@@ -190,6 +190,7 @@ def test_a_tampered_or_misbound_proof_is_refused(
         )
         a.generate_identity_key()
         b.generate_identity_key()
+        assert isinstance(a, Pkcs11SecureElement)
         proof = a.se_proof()
         assert proof is not None
         csr = build_csr(target, serial=serial)

@@ -12,9 +12,12 @@ key     name                 value
 -70001  birthright-serial    product serial (text); private-use key: a serial is not a UEID
 -70002  birthright-fw-sha256 SHA-256 of the running firmware image (32 bytes); private-use
                              key, because RFC 9711 ``measurements`` needs a CoSWID payload
+-70003  birthright-tpm-quote optional, TPM devices: ``[TPMS_ATTEST, TPMT_SIGNATURE]`` (bytes
+                             each), a quote of the firmware PCR by the unit's attestation key
+                             with a digest of the nonce as qualifying data
 ======  ===================  ===========================================================
 
-Every claim is required and no other claim is accepted.
+Every claim but the quote is required and no other claim is accepted.
 """
 
 from __future__ import annotations
@@ -36,7 +39,10 @@ CLAIM_IAT = 6
 CLAIM_SWVERSION = 272
 CLAIM_SERIAL = -70001
 CLAIM_FW_SHA256 = -70002
+CLAIM_TPM_QUOTE = -70003
 CLAIMS = {CLAIM_PROFILE, CLAIM_NONCE, CLAIM_IAT, CLAIM_SWVERSION, CLAIM_SERIAL, CLAIM_FW_SHA256}
+OPTIONAL_CLAIMS = {CLAIM_TPM_QUOTE}
+MAX_QUOTE_PART = 1024
 _MAX_IAT = 253402300799  # 9999-12-31T23:59:59Z
 
 
@@ -47,6 +53,8 @@ class EatClaims:
     firmware_version: str
     firmware_sha256: bytes
     issued_at: datetime
+    #: (TPMS_ATTEST, TPMT_SIGNATURE) of a firmware-PCR quote, from TPM devices.
+    tpm_quote: tuple[bytes, bytes] | None = None
 
     def __post_init__(self) -> None:
         _check_text(self.serial, "serial")
@@ -55,19 +63,25 @@ class EatClaims:
             raise EvidenceMalformed("eat_nonce must be 8 to 64 ASCII characters")
         if len(self.firmware_sha256) != 32:
             raise EvidenceMalformed("the firmware measurement must be a SHA-256 digest")
+        if self.tpm_quote is not None and not all(
+            0 < len(part) <= MAX_QUOTE_PART for part in self.tpm_quote
+        ):
+            raise EvidenceMalformed(
+                f"each part of the TPM quote must be 1 to {MAX_QUOTE_PART} bytes"
+            )
 
     def to_cbor(self) -> bytes:
-        return cbor2.dumps(
-            {
-                CLAIM_PROFILE: EAT_PROFILE,
-                CLAIM_NONCE: self.nonce.encode("ascii"),
-                CLAIM_IAT: int(self.issued_at.timestamp()),
-                CLAIM_SWVERSION: [self.firmware_version],
-                CLAIM_SERIAL: self.serial,
-                CLAIM_FW_SHA256: self.firmware_sha256,
-            },
-            canonical=True,
-        )
+        claims: dict[int, object] = {
+            CLAIM_PROFILE: EAT_PROFILE,
+            CLAIM_NONCE: self.nonce.encode("ascii"),
+            CLAIM_IAT: int(self.issued_at.timestamp()),
+            CLAIM_SWVERSION: [self.firmware_version],
+            CLAIM_SERIAL: self.serial,
+            CLAIM_FW_SHA256: self.firmware_sha256,
+        }
+        if self.tpm_quote is not None:
+            claims[CLAIM_TPM_QUOTE] = list(self.tpm_quote)
+        return cbor2.dumps(claims, canonical=True)
 
 
 @dataclass(frozen=True)
@@ -93,8 +107,15 @@ def _parse_claims(payload: bytes) -> EatClaims:
     claims = _loads(payload, "the EAT claims")
     if not isinstance(claims, Mapping):
         raise EvidenceMalformed("the EAT claims must be a map")
-    if set(claims) != CLAIMS:
+    if set(claims) - OPTIONAL_CLAIMS != CLAIMS:
         raise EvidenceMalformed("the EAT claims must hold exactly the evidence-eat-v1 claim set")
+    quote = claims.get(CLAIM_TPM_QUOTE)
+    if quote is not None and (
+        not isinstance(quote, tuple)
+        or len(quote) != 2
+        or not all(isinstance(q, bytes) for q in quote)
+    ):
+        raise EvidenceMalformed("the TPM quote must be a two-item array of byte strings")
     if claims[CLAIM_PROFILE] != EAT_PROFILE:
         raise EvidenceMalformed(f"eat_profile must be {EAT_PROFILE}")
     nonce, iat = claims[CLAIM_NONCE], claims[CLAIM_IAT]
@@ -120,6 +141,7 @@ def _parse_claims(payload: bytes) -> EatClaims:
         firmware_version=swversion[0],
         firmware_sha256=measurement,
         issued_at=datetime.fromtimestamp(iat, UTC),
+        tpm_quote=(quote[0], quote[1]) if quote is not None else None,
     )
 
 

@@ -17,6 +17,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from birthright.attest.eat import parse_eat
 from birthright.attest.evidence import EvidenceMalformed, parse_evidence
 from birthright.attest.firmware import FirmwareAllowList, firmware_findings
+from birthright.attest.quote import quote_findings
 from birthright.attest.verdict import AttestationResult, Finding
 from birthright.enrollment.model import DeviceRecord
 from birthright.errors import InputError, NotFoundError, TrustError
@@ -57,6 +58,7 @@ class _Claimed:
     serial: str
     signed_ok: Callable[[ec.EllipticCurvePublicKey], bool]
     firmware: tuple[str, bytes] | None  # (version, SHA-256 of the image)
+    quote: tuple[bytes, bytes] | None = None  # (TPMS_ATTEST, TPMT_SIGNATURE)
 
 
 #: Raises ``TrustError`` unless ``leaf`` chains through ``intermediates`` to a trusted root.
@@ -113,6 +115,7 @@ class AttestationService:
             _signature_finding(leaf, claimed.signed_ok),
             *_device_findings(device, leaf),
             *self._firmware_findings(device, claimed.firmware),
+            *quote_findings(device, claimed.nonce, claimed.firmware, claimed.quote),
         ]
         passed = {f.id for f in findings if f.status == "pass"}
         authenticated = {"chain.valid", "signature.valid", "device.enrolled"} <= passed
@@ -198,7 +201,11 @@ def _claimed(evidence: bytes, signature: bytes | None) -> _Claimed:
         eat = parse_eat(evidence)
         c = eat.claims
         return _Claimed(
-            c.nonce, c.serial, eat.token.verify, (c.firmware_version, c.firmware_sha256)
+            c.nonce,
+            c.serial,
+            eat.token.verify,
+            (c.firmware_version, c.firmware_sha256),
+            c.tpm_quote,
         )
     parsed = parse_evidence(evidence)
 

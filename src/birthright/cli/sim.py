@@ -20,6 +20,7 @@ from birthright.se.sim import (
     read_device_pin,
     write_device_pin,
 )
+from birthright.se.swtpm import tpm_vendor_root_file
 from birthright.se.vendor import vendor_root_file
 from birthright.settings import SOFTHSM2_MODULE
 
@@ -73,16 +74,34 @@ def create(
             "vendor; --no-vendor-attestation makes parts that cannot prove they are genuine.",
         ),
     ] = True,
+    kind: Annotated[
+        str,
+        typer.Option(
+            "--kind",
+            help="pkcs11: one SoftHSM2 token each; tpm: one swtpm TPM 2.0 each, with a vendor "
+            "EK certificate (from an untrusted maker with --no-vendor-attestation).",
+        ),
+    ] = "pkcs11",
 ) -> None:
-    """Create COUNT simulated devices, one SoftHSM2 token each, with random chip ids."""
+    """Create COUNT simulated devices (SoftHSM2 tokens or swtpm TPMs) with their chip ids."""
     directory.mkdir(parents=True, exist_ok=True)
     device_pin = _pin_for(directory, pin)
     started = time.perf_counter()
     created = create_devices(
-        directory, count, pin=device_pin, module_path=module, vendor_attestation=vendor_attestation
+        directory,
+        count,
+        pin=device_pin,
+        module_path=module,
+        vendor_attestation=vendor_attestation,
+        kind=kind,
     )
     console.print(_table(created))
-    if vendor_attestation:
+    if kind == "tpm" and vendor_attestation:
+        console.print(
+            f"TPM vendor: EK root in {tpm_vendor_root_file(directory)} "
+            "(trust it with `birthright ca trust-se-vendor`)"
+        )
+    elif vendor_attestation:
         console.print(
             f"vendor attestation: chip vendor root in {vendor_root_file(directory)} "
             "(trust it with `birthright ca trust-se-vendor`)"

@@ -137,6 +137,7 @@ class DeviceRow(Base):
     enrolled_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     #: How the key was proven to live in a genuine SE ("pkcs11-vendor", "tpm"), or null.
     se_proof: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    attestation_key: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
 
 
 class NonceRow(Base):

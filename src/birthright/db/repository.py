@@ -47,6 +47,7 @@ def device_from_row(row: DeviceRow) -> DeviceRecord:
         enrolled_at=_utc(row.enrolled_at),
         work_order_id=row.work_order_id,
         se_proof=row.se_proof,
+        attestation_key=row.attestation_key,
     )
 
 
@@ -252,6 +253,7 @@ class SqlEnrollmentTx:
                 enrolled_at=device.enrolled_at,
                 work_order_id=device.work_order_id,
                 se_proof=device.se_proof,
+                attestation_key=device.attestation_key,
             )
         )
 

@@ -16,6 +16,7 @@ from birthright.attest.eat import EatClaims, build_eat
 from birthright.attest.evidence import build_evidence
 from birthright.errors import DeviceError, InputError
 from birthright.se.base import SecureElement
+from birthright.se.tpm import TpmSecureElement
 from birthright.station.client import BackendClient
 
 FIRMWARE_FILE = "firmware.json"
@@ -63,6 +64,22 @@ def device_serial(se: SecureElement) -> str:
     return str(attrs[0].value)
 
 
+def boot(se: SecureElement, firmware: RunningFirmware) -> None:
+    """What a measured boot does: extend the running image's digest into the firmware PCR,
+    once per power cycle (a PCR still at reset). Only TPM devices measure."""
+    if isinstance(se, TpmSecureElement) and se.firmware_pcr() == bytes(32):
+        se.measure_firmware(firmware.sha256)
+
+
+def _firmware_quote(
+    se: SecureElement, firmware: RunningFirmware, nonce: str
+) -> tuple[bytes, bytes] | None:
+    if not isinstance(se, TpmSecureElement):
+        return None
+    boot(se, firmware)
+    return se.quote(nonce)
+
+
 def attest(
     se: SecureElement,
     backend: BackendClient,
@@ -88,5 +105,6 @@ def attest(
         firmware_version=firmware.version,
         firmware_sha256=firmware.sha256,
         issued_at=now,
+        tpm_quote=_firmware_quote(se, firmware, nonce),
     )
     return backend.attest(evidence=build_eat(claims, se.sign), chain_pem=chain)

@@ -68,6 +68,9 @@ class DeviceRecord:
     work_order_id: str | None = None
     #: How the key was proven to live in a genuine SE ("pkcs11-vendor", "tpm"), or None.
     se_proof: str | None = None
+    #: The attestation key proven to sit beside the identity key (a TPM AK's TPMT_PUBLIC),
+    #: which signs the unit's firmware quotes; None for chips that have none.
+    attestation_key: bytes | None = None
 
     @property
     def certificate(self) -> x509.Certificate:

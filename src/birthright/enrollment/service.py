@@ -8,8 +8,9 @@ one transaction holding the device, its certificate and its audit record.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
+from typing import Any
 
 from cryptography.hazmat.primitives.serialization import Encoding
 
@@ -154,6 +155,33 @@ class EnrollmentService:
             tx.add_reservation(reservation)
             return reservation
 
+    # -- genuine-SE challenge -----------------------------------------------------------
+
+    def se_challenge(
+        self,
+        station_id: StationId,
+        chip_id: ChipId,
+        work_order_id: str,
+        request: Mapping[str, Any],
+    ) -> dict[str, Any]:
+        """A fresh challenge for a chip whose genuineness proof needs one (TPM credential
+        activation); its answer is the ``se_proof`` of the enrollment that follows."""
+        now = self._clock()
+        try:
+            with self._store.transaction() as tx:
+                self._require_active_station(tx, station_id)
+            return self._se_proofs.challenge(request, chip_id=chip_id, now=now)
+        except (InputError, TrustError) as e:
+            self._refuse(
+                "se.challenge",
+                e,
+                station_id=station_id,
+                chip_id=chip_id,
+                work_order_id=work_order_id,
+                now=now,
+            )
+            raise
+
     # -- enrollment ---------------------------------------------------------------------
 
     def enroll(self, request: EnrollmentRequest) -> EnrollmentResult:
@@ -258,6 +286,7 @@ class EnrollmentService:
                 enrolled_at=now,
                 work_order_id=order.work_order_id,
                 se_proof=appraisal.kind,
+                attestation_key=appraisal.proven.attestation_key if appraisal.proven else None,
             )
             tx.add_device(device)
             self._watch_rate(tx, order, now)

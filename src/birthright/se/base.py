@@ -6,7 +6,7 @@ its public half, sign with it, and keep the device's certificate chain next to i
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
 
 from cryptography import x509
@@ -59,4 +59,18 @@ class OffersSeProof(Protocol):
     def se_proof(self) -> dict[str, Any] | None:
         """The proof object sent with enrollment (``{"kind": ..., ...}``) over the current
         identity key, or None when this part has no means to prove it is genuine."""
+        ...
+
+
+@runtime_checkable
+class AnswersSeChallenge(Protocol):
+    """A secure element whose genuineness proof answers a fresh backend challenge (a TPM:
+    EK certificate and attestation key out, credential activation and certify back)."""
+
+    def se_proof_request(self) -> dict[str, Any]:
+        """What the backend needs to challenge this chip (``{"kind": ..., ...}``)."""
+        ...
+
+    def answer_se_challenge(self, challenge: Mapping[str, Any]) -> dict[str, Any]:
+        """The proof object for the enrollment, answering ``challenge``."""
         ...

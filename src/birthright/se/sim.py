@@ -38,6 +38,8 @@ from birthright.se.pkcs11 import (
     store_chip_id,
     write_softhsm2_conf,
 )
+from birthright.se.swtpm import manufacture_tpm, power_on
+from birthright.se.tpm import TpmSecureElement
 from birthright.se.vendor import SimulatedVendor, load_or_create_vendor, load_vendor
 from birthright.settings import SOFTHSM2_MODULE
 from birthright.types import ChipId
@@ -51,6 +53,7 @@ TOKEN_DIR = "tokens"  # noqa: S105 - a folder name
 DEVICES_FILE = "devices.json"
 PIN_FILE = "device-pin"
 LABEL_PREFIX = "sim-"
+KINDS = ("pkcs11", "tpm")
 _LABEL = re.compile(r"^sim-(\d+)$")
 
 
@@ -75,6 +78,7 @@ def create_devices(
     module_path: str = SOFTHSM2_MODULE,
     start_index: int | None = None,
     vendor_attestation: bool = True,
+    kind: str = "pkcs11",
 ) -> list[SimulatedDevice]:
     """Create ``count`` simulated devices in ``directory`` (appending to earlier ones).
 
@@ -84,9 +88,15 @@ def create_devices(
     ``vendor_attestation`` (default) each token also gets an attestation key certified by
     the folder's simulated chip vendor (``birthright.se.vendor``); without it the parts play
     counterfeits that cannot prove they are genuine.
+
+    ``kind="tpm"`` makes TPM 2.0 devices instead: one swtpm state each, manufactured with
+    an EK certificate from the folder's simulated TPM vendor (``birthright.se.swtpm``; from
+    an untrusted rogue maker without ``vendor_attestation``); the chip id derives from the EK.
     """
     if count < 1:
         raise InputError("count must be at least 1")
+    if kind not in KINDS:
+        raise InputError(f"device kind must be one of {', '.join(KINDS)}", code="bad_kind")
     check_pin(pin)
     directory.mkdir(parents=True, exist_ok=True)
     conf = directory / CONF_FILE
@@ -103,6 +113,8 @@ def create_devices(
     clashes = {d.label for d in existing} & {d.label for d in new}
     if clashes:
         raise ConflictError(f"devices already exist: {', '.join(sorted(clashes))}")
+    if kind == "tpm":
+        return _create_tpms(directory, existing, new, genuine=vendor_attestation)
     vendor = load_or_create_vendor(directory) if vendor_attestation else None
     lib = bound_module(module_path, conf)
     if lib is None:  # keep this process unbound: a worker process makes the tokens
@@ -116,6 +128,24 @@ def create_devices(
     _write_devices(directory, existing + created)
     if error is not None:
         raise error
+    return created
+
+
+def _create_tpms(
+    directory: Path,
+    existing: list[SimulatedDevice],
+    new: list[SimulatedDevice],
+    *,
+    genuine: bool,
+) -> list[SimulatedDevice]:
+    created: list[SimulatedDevice] = []
+    try:
+        for device in new:
+            manufacture_tpm(directory, device.label, genuine=genuine)
+            with power_on(directory, device.label) as se:  # a TPM's chip id is its EK's
+                created.append(SimulatedDevice(device.label, se.chip_id, "tpm"))
+    finally:
+        _write_devices(directory, existing + created)
     return created
 
 
@@ -242,12 +272,16 @@ class DeviceSet:
     def devices(self) -> list[SimulatedDevice]:
         return list_devices(self.directory)
 
-    def open(self, label: str) -> Pkcs11SecureElement:
-        """Open one device's secure element; use it as a context manager."""
-        if label not in {d.label for d in self.devices()}:
+    def open(self, label: str) -> Pkcs11SecureElement | TpmSecureElement:
+        """Open (for a TPM: power on) one device's secure element; use it as a context
+        manager."""
+        device = next((d for d in self.devices() if d.label == label), None)
+        if device is None:
             raise DeviceError(
                 f"no simulated device {label!r} in {self.directory}", code="token_not_found"
             )
+        if device.kind == "tpm":
+            return power_on(self.directory, label)
         return Pkcs11SecureElement.open(self._lib, token_label=label, pin=self.pin)
 
 

@@ -30,8 +30,10 @@ from birthright.workspace import read_secret_file
 
 TPM_DIR = "tpm"
 TPM_VENDOR_DIR = "tpm-vendor-ca"
+ROGUE_VENDOR_DIR = "tpm-rogue-vendor-ca"
 TPM_VENDOR_NAME = "Simulated TPM Vendor"
 _START_TIMEOUT = 10.0
+_CONNECT_ATTEMPTS = 100
 _PR_SET_PDEATHSIG = 1
 
 
@@ -57,9 +59,8 @@ def require_swtpm() -> None:
         )
 
 
-def _ensure_vendor(devices_dir: Path) -> Path:
-    """The TPM maker's CA and the swtpm_setup configuration that uses it; made once."""
-    folder = tpm_vendor_dir(devices_dir)
+def _ensure_vendor(folder: Path) -> Path:
+    """A TPM maker's CA in ``folder`` and the swtpm_setup configuration using it; made once."""
     setup_conf = folder / "swtpm_setup.conf"
     if setup_conf.exists():
         return setup_conf
@@ -92,29 +93,20 @@ def _ensure_vendor(devices_dir: Path) -> Path:
     return setup_conf
 
 
-def manufacture_tpm(devices_dir: Path, label: str, *, ek_cert: bool = True) -> None:
-    """Make a new TPM chip's state: endorsement keys and, with ``ek_cert``, their vendor
-    certificates in NV (a chip without them plays a counterfeit or unknown part)."""
+def manufacture_tpm(devices_dir: Path, label: str, *, genuine: bool = True) -> None:
+    """Make a new TPM chip's state: endorsement keys and their certificates in NV, from the
+    folder's TPM vendor — or, not ``genuine``, from a rogue maker nobody trusts (a
+    counterfeit part)."""
     require_swtpm()
     state = tpm_state_dir(devices_dir, label)
     state.mkdir(parents=True, exist_ok=False, mode=0o700)
-    command = ["swtpm_setup", "--tpm2", "--tpm-state", str(state), "--createek"]
-    if ek_cert:
-        command += ["--create-ek-cert", "--config", str(_ensure_vendor(devices_dir))]
-    else:
-        command += ["--config", str(_plain_setup_conf(devices_dir))]
+    vendor = devices_dir / (TPM_VENDOR_DIR if genuine else ROGUE_VENDOR_DIR)
+    command = ["swtpm_setup", "--tpm2", "--tpm-state", str(state), "--create-ek-cert"]
+    command += ["--config", str(_ensure_vendor(vendor))]
     done = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
     if done.returncode != 0:
         shutil.rmtree(state, ignore_errors=True)
         raise DeviceError(f"swtpm_setup failed for {label}: {done.stderr.strip()[-300:]}")
-
-
-def _plain_setup_conf(devices_dir: Path) -> Path:
-    path = devices_dir / TPM_DIR / "swtpm_setup-no-ek-cert.conf"
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write(path, b"active_pcr_banks = sha256\n", mode=0o644)
-    return path
 
 
 def _die_with_parent() -> None:  # pragma: no cover - runs in the child before exec
@@ -153,7 +145,7 @@ class PoweredTpm:
             preexec_fn=_die_with_parent,  # no threads start before exec
         )
         deadline = time.monotonic() + _START_TIMEOUT
-        while not Path(f"{socket}.ctrl").exists():
+        while not (socket.exists() and Path(f"{socket}.ctrl").exists()):
             if self._process.poll() is not None or time.monotonic() > deadline:
                 self.close()
                 raise DeviceError(f"swtpm did not start for {state_dir}", code="tpm_unreachable")
@@ -174,6 +166,13 @@ def power_on(devices_dir: Path, label: str) -> TpmSecureElement:
     """Start a simulated TPM device and open its secure element; closing it powers it off."""
     tpm = PoweredTpm(tpm_state_dir(devices_dir, label))
     try:
+        for _ in range(_CONNECT_ATTEMPTS):  # the socket exists a moment before it listens
+            try:
+                return TpmSecureElement.open(tpm.tcti, on_close=tpm.close)
+            except DeviceError as e:
+                if e.code != "tpm_unreachable":
+                    raise
+                time.sleep(0.005)
         return TpmSecureElement.open(tpm.tcti, on_close=tpm.close)
     except BaseException:
         tpm.close()

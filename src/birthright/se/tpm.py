@@ -68,8 +68,8 @@ from birthright.tpm.wire import parse_public, parse_signature
 from birthright.types import ChipId
 
 SRK_HANDLE = 0x81000001
-IDENTITY_HANDLE = 0x81010001
-AK_HANDLE = 0x81010002
+IDENTITY_HANDLE = 0x81000010  # owner range; 0x8101xxxx holds the EKs
+AK_HANDLE = 0x81000011
 EK_CERT_INDEX = 0x01C00016  # TCG: ECC NIST P-384 EK certificate (high range, template H-3)
 EK_TYPE = "EK-HIGH-ECC384"
 CHAIN_INDEX = 0x01500100

@@ -26,6 +26,7 @@ from birthright.db.stations import SqlStationLedger
 from birthright.enrollment.service import EnrollmentService
 from birthright.genuine import SeProofVerifiers
 from birthright.genuine.pkcs11_vendor import Pkcs11VendorVerifier
+from birthright.genuine.tpm import TpmProofVerifier
 from birthright.revocation.publish import IssuingCaSigner
 from birthright.revocation.service import RevocationService
 from birthright.server.station_auth import StationRequestVerifier
@@ -97,10 +98,18 @@ def build_backend(settings: Settings, *, ca: FactoryCa | None = None) -> Backend
     )
 
 
+#: Workspace secret sealing TPM credential challenges (stateless across replicas).
+TPM_CHALLENGE_SECRET = "tpm-challenge-key"  # noqa: S105 - a secret's name
+
+
 def se_proof_verifiers(settings: Settings) -> SeProofVerifiers:
     """Every genuine-SE proof kind this backend verifies, with its trust anchors.
     A new kind (``tpm``, ...) is one more verifier in this list."""
-    return SeProofVerifiers([Pkcs11VendorVerifier(roots=load_se_vendor_roots(settings.ws))])
+    roots = load_se_vendor_roots(settings.ws)
+    seal_key = settings.ws.secret(TPM_CHALLENGE_SECRET, create=True).encode()
+    return SeProofVerifiers(
+        [Pkcs11VendorVerifier(roots=roots), TpmProofVerifier(roots=roots, seal_key=seal_key)]
+    )
 
 
 def _station_auth(settings: Settings, sessions: sessionmaker[Session]) -> StationRequestVerifier:

@@ -45,6 +45,24 @@ class SeProofBody(BaseModel):
     kind: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,31}$", examples=["pkcs11-vendor"])
 
 
+class SeChallengeBody(Strict):
+    station_id: str = Field(pattern=STATION_ID)
+    work_order_id: str = Field(pattern=WORK_ORDER_ID)
+    chip_id: str = Field(pattern=CHIP_ID)
+    request: SeProofBody = Field(
+        description="What the chip offers to be challenged on (``tpm``: ``ek_cert``, "
+        "``ak_public``)."
+    )
+
+
+class SeChallengeResponse(BaseModel):
+    """A challenge for the chip (``tpm``: ``credential_blob``, ``encrypted_secret``,
+    ``token``, ``expires_at``); the chip's answer is the enrollment's ``se_proof``."""
+
+    model_config = ConfigDict(extra="allow")
+    kind: str
+
+
 class EnrollmentBody(Strict):
     station_id: str = Field(pattern=STATION_ID)
     work_order_id: str = Field(pattern=WORK_ORDER_ID)

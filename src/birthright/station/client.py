@@ -65,6 +65,20 @@ class BackendClient:
         )
         return str(body["serial"])
 
+    def se_challenge(
+        self, *, station_id: str, work_order_id: str, chip_id: str, request: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        """A genuine-SE challenge for a chip that needs one (TPM credential activation)."""
+        return self._post(
+            "/v1/se-challenges",
+            {
+                "station_id": station_id,
+                "work_order_id": work_order_id,
+                "chip_id": chip_id,
+                "request": dict(request),
+            },
+        )
+
     def enroll(
         self,
         *,

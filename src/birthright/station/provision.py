@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
@@ -20,7 +21,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from cryptography.x509.oid import NameOID
 
 from birthright.errors import BirthrightError, TransientError, TrustError
-from birthright.se.base import OffersSeProof, SecureElement
+from birthright.se.base import AnswersSeChallenge, OffersSeProof, SecureElement
 from birthright.station.client import BackendClient
 from birthright.station.journal import Journal
 
@@ -114,6 +115,25 @@ class Station:
         if self._journal is not None and chip_id:
             self._journal.mark(chip_id, step, **values)
 
+    def _se_challenge(self, se: SecureElement, chip_id: str) -> dict[str, Any] | None:
+        """A fresh genuineness challenge for chips that answer one (TPM), asked before a
+        serial is reserved: a counterfeit part is turned away without consuming one."""
+        if not isinstance(se, AnswersSeChallenge):
+            return None
+        return self._backend.se_challenge(
+            station_id=self.station_id,
+            work_order_id=self.work_order_id,
+            chip_id=chip_id,
+            request=se.se_proof_request(),
+        )
+
+    @staticmethod
+    def _se_proof(se: SecureElement, challenge: dict[str, Any] | None) -> dict[str, Any] | None:
+        """The chip's genuineness proof: answered to the challenge, or offered as is."""
+        if challenge is not None and isinstance(se, AnswersSeChallenge):
+            return se.answer_se_challenge(challenge)
+        return se.se_proof() if isinstance(se, OffersSeProof) else None
+
     def _provision(self, se: SecureElement, out: UnitOutcome) -> None:
         t = time.perf_counter()
         out.chip_id = se.chip_id
@@ -127,6 +147,7 @@ class Station:
             out.ok, out.action = True, "already"
             self._mark(out.chip_id, "done", serial=out.serial)
             return
+        challenge = self._se_challenge(se, out.chip_id)
         out.serial = self._backend.reserve_serial(
             station_id=self.station_id, work_order_id=self.work_order_id, chip_id=out.chip_id
         )
@@ -145,7 +166,7 @@ class Station:
         out.seconds["csr"] = time.perf_counter() - t
 
         t = time.perf_counter()
-        proof = se.se_proof() if isinstance(se, OffersSeProof) else None
+        proof = self._se_proof(se, challenge)
         out.seconds["se_proof"] = time.perf_counter() - t
 
         t = time.perf_counter()

@@ -10,6 +10,8 @@ from birthright.server.routes import BackendDep, CallingStation, errors, station
 from birthright.server.schemas import (
     EnrollmentBody,
     EnrollmentResponse,
+    SeChallengeBody,
+    SeChallengeResponse,
     SerialRequest,
     SerialResponse,
 )
@@ -37,6 +39,24 @@ def reserve_serial(
         station_id=r.station_id,
         reserved_at=r.reserved_at,
     )
+
+
+@router.post(
+    "/se-challenges",
+    response_model=SeChallengeResponse,
+    responses=errors(400, 403, 409, 413, 422),
+    summary="A fresh genuine-SE challenge for a chip (TPM credential activation)",
+)
+def se_challenge(
+    body: SeChallengeBody, backend: BackendDep, calling: CallingStation
+) -> SeChallengeResponse:
+    challenge = backend.enrollment.se_challenge(
+        station_of(calling, body.station_id),
+        ChipId(body.chip_id),
+        body.work_order_id,
+        body.request.model_dump(),
+    )
+    return SeChallengeResponse(**challenge)
 
 
 @router.post(
