@@ -23,6 +23,9 @@ def test_demo_provisions_attests_and_exports_verifiable_certificates(tmp_path: P
     assert "3/4 pass; blocked firmware 1.3.9" in run.stdout
     assert "4/4 enrolled units; counterfeit" in run.stdout  # every key proven genuine
     assert "refused (se_not_genuine)" in run.stdout
+    assert "3 PKCS#11 (SoftHSM2), 1 TPM 2.0" in run.stdout
+    assert "(3 PKCS#11, 1 TPM)" in run.stdout  # the TPM proved its EK and AK
+    assert "1/1 valid" in run.stdout  # its firmware claim carried a valid PCR quote
     devices = sorted((ws / "certs" / "devices").glob("*.pem"))
     assert len(devices) == 4
     verify = subprocess.run(

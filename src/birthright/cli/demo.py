@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 import socket
 import time
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
@@ -115,15 +116,25 @@ def demo(
     console.print(f"issuing  {ca.issuing_cert.subject.rfc4514_string()} (device certificates)")
     console.print("station CA, service TLS certificate, audit signing key")
 
-    console.rule(f"[bold]2. {devices} simulated secure elements (SoftHSM2 tokens)")
+    tpms = max(1, devices // 5)
+    console.rule(
+        f"[bold]2. {devices} simulated secure elements: {devices - tpms} PKCS#11 tokens "
+        f"(SoftHSM2), {tpms} TPM 2.0 (swtpm)"
+    )
     pin = ws.secret("device-pin", create=True)
     t = time.perf_counter()
-    create_devices(ws.devices_dir, devices, pin=pin)
+    create_devices(ws.devices_dir, devices - tpms, pin=pin)
     write_device_pin(ws.devices_dir, pin)
     device_set = open_device_set(ws.devices_dir, pin=pin)
     console.print(
-        f"created {devices} tokens in {time.perf_counter() - t:.2f} s, each with an "
+        f"created {devices - tpms} tokens in {time.perf_counter() - t:.2f} s, each with an "
         "attestation key certified by the simulated chip vendor"
+    )
+    t = time.perf_counter()
+    create_devices(ws.devices_dir, tpms, pin=pin, kind="tpm")
+    console.print(
+        f"manufactured {tpms} TPMs in {time.perf_counter() - t:.2f} s, each with an EK "
+        "certificate from the simulated TPM maker"
     )
 
     console.rule("[bold]3. Identity service, work orders, station identity")
@@ -134,7 +145,7 @@ def demo(
     vendor = require_genuine_chips(
         ws, sessions, devices_dir=ws.devices_dir, product=settings.product
     )
-    console.print(f"{settings.product} requires genuine-chip proof; trusted SE vendor: {vendor}")
+    console.print(f"{settings.product} requires genuine-chip proof; trusted chip makers: {vendor}")
     register_station_identity(
         settings,
         sessions,
@@ -166,6 +177,7 @@ def demo(
         )
         attest_seconds = time.perf_counter() - t
         passed = sum(1 for _label, r in verdicts if r["verdict"] == "pass")
+        quoted = sum(1 for _label, r in verdicts for c in r["checks"] if c["id"] == "quote.valid")
         blocked = dict(verdicts)[fw.blocked_label]
         blocked_ids = [c["id"] for c in blocked["checks"] if c["status"] != "pass"]
         console.print(
@@ -173,6 +185,7 @@ def demo(
             f"{attest_seconds:.2f} s; {fw.blocked_label} runs blocked {fw.blocked_version}: "
             f"[bold]{blocked['verdict']}[/] {blocked_ids}"
         )
+        console.print(f"{quoted} TPM unit(s) backed their firmware claim with a PCR quote")
         with device_client(service.url, root_pem) as device_side:
             replay = replayed_nonce_refused(device_set, device_side)
         console.print(f"the same signed evidence sent twice → second refused: [bold]{replay}[/]")
@@ -189,6 +202,13 @@ def demo(
                 "a counterfeit chip (no vendor attestation)": counterfeit_refused(
                     device_set, backend, station_id=STATION_ID, work_order_id=REWORK_ORDER_ID
                 ),
+                "a TPM from an untrusted maker (EK not vouched for)": counterfeit_refused(
+                    device_set,
+                    backend,
+                    station_id=STATION_ID,
+                    work_order_id=REWORK_ORDER_ID,
+                    kind="tpm",
+                ),
                 "the station's state copied to a second PC": cloned_station_caught(
                     station_dir, service.url, backend, work_order_id=REWORK_ORDER_ID
                 ),
@@ -198,7 +218,8 @@ def demo(
 
         console.rule("[bold]7. Revocation and recall")
         enrolled = Operations(sessions).devices()
-        proven = sum(1 for d in enrolled if d.se_proof == "pkcs11-vendor")
+        proven_by = Counter(d.se_proof for d in enrolled if d.se_proof)
+        proven = sum(proven_by.values())
         revoked = revoke_and_recall(service.url, root_pem, ca.issuing_cert, enrolled)
         label_of = {r["serial"]: label for label, r in verdicts}
         after = attest_devices(
@@ -238,7 +259,9 @@ def demo(
     )
 
     table = Table(title="birthright demo", show_header=False)
-    table.add_row("simulated devices", str(devices))
+    table.add_row(
+        "simulated devices", f"{devices}: {devices - tpms} PKCS#11 (SoftHSM2), {tpms} TPM 2.0"
+    )
     table.add_row(
         "provisioned (key on chip → cert → stored → proven)", f"{run.good} ok, {run.failed} failed"
     )
@@ -246,8 +269,9 @@ def demo(
         "provisioning rate (mTLS + signed requests)", f"{run.units_per_second:.1f} units/s"
     )
     table.add_row(
-        "genuine chip proven (SE vendor attestation)",
-        f"{proven}/{len(enrolled)} enrolled units; counterfeit → "
+        "genuine chip proven (vendor attestation / TPM EK + credential activation)",
+        f"{proven}/{len(enrolled)} enrolled units ({proven_by['pkcs11-vendor']} PKCS#11, "
+        f"{proven_by['tpm']} TPM); counterfeit → "
         f"{refusals['a counterfeit chip (no vendor attestation)']}",
     )
     table.add_row(
@@ -255,6 +279,7 @@ def demo(
         f"{passed}/{devices} pass; blocked firmware {fw.blocked_version} → "
         f"{blocked['verdict']} ({', '.join(blocked_ids)})",
     )
+    table.add_row("TPM firmware quotes (PCR 0, nonce-bound)", f"{quoted}/{tpms} valid")
     table.add_row(
         "replayed evidence",
         "refused (nonce.replayed)" if replay == ["nonce.replayed"] else f"NOT refused {replay}",
