@@ -34,7 +34,13 @@ from birthright.workspace import Workspace
 STATION_ID = "site1-line1-st1"
 WORK_ORDER_ID = "WO-DEMO-0001"
 REWORK_ORDER_ID = "WO-DEMO-0002"
-EXPECTED_REFUSALS = ["key_shared", "quota_exhausted", "se_not_genuine", "counter_fork"]
+EXPECTED_REFUSALS = [
+    "key_shared",
+    "quota_exhausted",
+    "se_not_genuine",
+    "se_not_genuine",
+    "counter_fork",
+]
 
 
 def _free_port() -> int:
@@ -325,6 +331,7 @@ def demo(
         or proven != len(enrolled)
         or passed != devices - 1
         or blocked_ids != ["firmware.blocked"]
+        or quoted != tpms
         or replay != ["nonce.replayed"]
         or not audit.ok
         or list(refusals.values()) != EXPECTED_REFUSALS
