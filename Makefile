@@ -42,6 +42,7 @@ redteam: setup
 bench: setup
 	PYTHONPATH=. $(BIN)/python -m bench.enroll
 	PYTHONPATH=. $(BIN)/python -m bench.revocation
+	PYTHONPATH=. $(BIN)/python -m bench.attest
 
 lint: venv
 	$(BIN)/ruff check .
