@@ -165,16 +165,23 @@ def test_the_line_stops_while_the_backend_is_away_and_resumes_when_it_returns(
     seed_line(served, station_id=STATION, work_order_id=WO, quantity=UNITS)
     station = subprocess.Popen(
         station_cmd(devices, served.url, tmp_path / "journal.db"),
-        env={**os.environ, "BIRTHRIGHT_DEVICE_PIN": PIN},
+        env={**os.environ, "BIRTHRIGHT_DEVICE_PIN": PIN, "PYTHONUNBUFFERED": "1"},
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
     )
-    time.sleep(2.0)  # the station finds nobody at the backend's address
+    assert station.stdout is not None
+    seen = []
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:  # the station finds nobody at the backend's address
+        line = station.stdout.readline()
+        seen.append(line)
+        if "line stopped" in line or not line:
+            break
+    assert "line stopped" in "".join(seen), "".join(seen)
     assert station.poll() is None, "the station must wait, not exit"
     assert backend_rows(served)["devices"] == 0
     late_backend.start()
     out, _ = station.communicate(timeout=120)
-    assert station.returncode == 0, out
-    assert "line stopped" in out
+    assert station.returncode == 0, "".join(seen) + out
     assert backend_rows(served)["devices"] == UNITS
