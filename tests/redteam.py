@@ -119,6 +119,24 @@ SCENARIOS = [
         ),
     ),
     Scenario(
+        "TPM from an untrusted maker, or a borrowed or forged TPM proof",
+        "se_not_genuine before a serial is spent; nothing issued",
+        (
+            IT + "test_tpm.py::test_a_tpm_from_an_untrusted_maker_is_refused_se_not_genuine",
+            IT + "test_tpm.py::test_a_forged_or_borrowed_tpm_proof_is_refused",
+            IT + "test_tpm.py::test_a_challenge_for_another_chips_id_is_refused",
+        ),
+    ),
+    Scenario(
+        "TPM unit lying about its firmware (other image booted, stale quote, no quote)",
+        "quote.pcr_mismatch / quote.nonce_mismatch / quote.missing: contraindicated",
+        (
+            IT + "test_tpm.py::test_a_tpm_unit_that_booted_other_firmware_cannot_claim",
+            IT + "test_tpm.py::test_a_quote_made_for_another_nonce_is_refused",
+            IT + "test_tpm.py::test_evidence_without_the_quote_from_a_tpm_unit_fails",
+        ),
+    ),
+    Scenario(
         "CSR without proof of possession",
         "csr_signature_invalid",
         (
