@@ -52,14 +52,14 @@ def _reencode(entry: dict[str, Any], field: str, change: dict[str, Any]) -> dict
     return {**entry, field: b64url(json.dumps(body).encode())}
 
 
-def test_verified_entries_become_deliveries_keyed_by_lowercase_unique_id(
+def test_verified_entries_become_deliveries_keyed_by_uppercase_unique_id(
     vendor: Vendor, signer: ManifestSigner
 ) -> None:
     parsed = parse([vendor.entry("0123ABCDEF01234501"), vendor.entry("0123abcdef01234502")], signer)
     assert parsed.errors == ()
     assert [(r.vendor, r.chip_id, r.delivered_at) for r in parsed.records] == [
-        ("Microchip", "0123abcdef01234501", NOW),
-        ("Microchip", "0123abcdef01234502", NOW),
+        ("Microchip", "0123ABCDEF01234501", NOW),
+        ("Microchip", "0123ABCDEF01234502", NOW),
     ]
 
 
@@ -77,7 +77,7 @@ def test_the_general_serialization_with_one_signature_is_accepted(
             }
         ],
     }
-    assert [r.chip_id for r in parse([general], signer).records] == ["0123aa"]
+    assert [r.chip_id for r in parse([general], signer).records] == ["0123AA"]
 
 
 def _other_vendor_entry(_vendor: Vendor) -> dict[str, Any]:

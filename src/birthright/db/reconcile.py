@@ -21,6 +21,7 @@ from birthright.audit.events import AuditEvent
 from birthright.db.models import ChipDeliveryRow, ShipmentRow, WorkOrderRow
 from birthright.db.reconcile_queries import compute_figures
 from birthright.db.repository import append_audit, unit_of_work
+from birthright.errors import BirthrightError
 from birthright.reconcile.manifests import (
     ChipDelivery,
     ManifestRowsInvalid,
@@ -65,6 +66,40 @@ class ReconcileStore:
     def import_shipments(
         self, parsed: Parsed[Shipment], *, source_sha256: str, skip_bad: bool, now: datetime
     ) -> ImportResult:
+        try:
+            return self._import_shipments(parsed, source_sha256, skip_bad, now)
+        except ManifestRowsInvalid as e:
+            self.record_refusal("shipments.import", source_sha256, e, now)
+            raise
+
+    def import_chips(
+        self, parsed: Parsed[ChipDelivery], *, source_sha256: str, skip_bad: bool, now: datetime
+    ) -> ImportResult:
+        try:
+            return self._import_chips(parsed, source_sha256, skip_bad, now)
+        except ManifestRowsInvalid as e:
+            self.record_refusal("chips.import", source_sha256, e, now)
+            raise
+
+    def record_refusal(
+        self, event: str, source_sha256: str, error: BirthrightError, now: datetime
+    ) -> None:
+        """Audit a refused import (nothing else is written): the file's hash and why."""
+        detail: dict[str, Any] = {"sha256": source_sha256, "message": error.message[:500]}
+        if isinstance(error, ManifestRowsInvalid):
+            detail["bad_rows"] = len(error.errors)
+            detail["first"] = [
+                {"line": r.line, "entry": r.entry, "code": r.code, "reason": r.reason[:200]}
+                for r in error.errors[:10]
+            ]
+        with unit_of_work(self._sessions) as s:
+            append_audit(
+                s, AuditEvent(event=event, outcome="refused", code=error.code, detail=detail), now
+            )
+
+    def _import_shipments(
+        self, parsed: Parsed[Shipment], source_sha256: str, skip_bad: bool, now: datetime
+    ) -> ImportResult:
         with unit_of_work(self._sessions) as s:
             wanted = {r.work_order for r in parsed.records}
             known = set(
@@ -73,7 +108,7 @@ class ReconcileStore:
                 ).scalars()
             )
             errors = list(parsed.errors) + [
-                RowError(r.line, f"unknown work order {r.work_order!r}")
+                RowError(r.line, f"unknown work order {r.work_order!r}", code="work_order_unknown")
                 for r in parsed.records
                 if r.work_order not in known
             ]
@@ -101,8 +136,8 @@ class ReconcileStore:
             _audit(s, "shipments.imported", source_sha256, result, now)
             return result
 
-    def import_chips(
-        self, parsed: Parsed[ChipDelivery], *, source_sha256: str, skip_bad: bool, now: datetime
+    def _import_chips(
+        self, parsed: Parsed[ChipDelivery], source_sha256: str, skip_bad: bool, now: datetime
     ) -> ImportResult:
         with unit_of_work(self._sessions) as s:
             errors = list(parsed.errors)

@@ -7,7 +7,8 @@ The protected header names the vendor's manifest signing certificate (``x5t#S256
 its DER; ``kid``: its subject key identifier, both base64url) and ``alg`` ES256; the payload is
 the secure element: ``uniqueId`` (the chip serial number, hex) and ``publicKeySet`` (JWKs of
 the keys the chip generated). The unprotected header repeats ``uniqueId`` unsigned, for
-search only: we trust the payload's.
+search only: we trust the payload's. Chip ids are kept as uppercase hex (the form stations
+report and the vendor's tools print).
 
 Pure: bytes and the signer certificate in, ``ChipDelivery`` records and per-entry errors
 (entry number, line where the entry starts, stable code) out. Nothing unsigned becomes a record.
@@ -101,7 +102,7 @@ class ManifestSigner:
 
 @dataclass(frozen=True)
 class SecureElement:
-    unique_id: str  # lowercase hex
+    unique_id: str  # uppercase hex, as chip ids are written elsewhere in the project
     public_keys: tuple[ec.EllipticCurvePublicKey, ...]
 
 
@@ -256,7 +257,7 @@ def _secure_element(payload_b64: str, header: Mapping[str, Any]) -> SecureElemen
     keys = key_set.get("keys") if isinstance(key_set, dict) else None
     if not isinstance(keys, list) or not 1 <= len(keys) <= MAX_KEYS:
         raise EntryInvalid("entry.public_key_invalid", "publicKeySet.keys is missing or empty")
-    return SecureElement(unique_id.lower(), tuple(_jwk(k) for k in keys))
+    return SecureElement(unique_id.upper(), tuple(_jwk(k) for k in keys))
 
 
 def verify_entry(entry: object, signer: ManifestSigner) -> SecureElement:

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
+from functools import partial
 
 from cryptography import x509
 from sqlalchemy import Engine
@@ -18,10 +19,14 @@ from birthright.db.attestation import SqlAttestationRecords, SqlNonceStore
 from birthright.db.engine import make_engine, make_sessionmaker
 from birthright.db.firmware import SqlFirmwareReleases
 from birthright.db.operations import Operations
+from birthright.db.reconcile import ReconcileStore
+from birthright.db.reports import SqlReportHistory
 from birthright.db.repository import SqlEnrollmentStore
 from birthright.db.revocation import SqlRevocationStore
 from birthright.db.stations import SqlStationLedger
 from birthright.enrollment.service import EnrollmentService
+from birthright.reconcile.service import ReportService, Schedule
+from birthright.reconcile.signing import load_or_create_report_key, sign_report
 from birthright.revocation.publish import IssuingCaSigner
 from birthright.revocation.service import RevocationService
 from birthright.server.station_auth import StationRequestVerifier
@@ -46,6 +51,9 @@ class Backend:
     revocation: RevocationService
     firmware: SqlFirmwareReleases
     result_signer: ResultSigner
+    reports: ReportService
+    #: None when the daily report is not generated on a schedule (tests, by default).
+    report_schedule: Schedule | None
 
     def close(self) -> None:
         self.engine.dispose()
@@ -80,6 +88,8 @@ def build_backend(settings: Settings, *, ca: FactoryCa | None = None) -> Backend
         chain=tuple(factory_ca.chain()),
         max_body_bytes=settings.max_body_bytes,
         station_auth=_station_auth(settings, sessions) if settings.station_auth else None,
+        reports=build_report_service(settings, sessions),
+        report_schedule=_schedule(settings),
         revocation=RevocationService(
             store=SqlRevocationStore(sessions),
             signer=IssuingCaSigner(
@@ -88,6 +98,21 @@ def build_backend(settings: Settings, *, ca: FactoryCa | None = None) -> Backend
             clock=utc_now,
         ),
     )
+
+
+def build_report_service(settings: Settings, sessions: sessionmaker[Session]) -> ReportService:
+    return ReportService(
+        figures=ReconcileStore(sessions).figures,
+        history=SqlReportHistory(sessions),
+        sign=partial(sign_report, load_or_create_report_key(settings)),
+        clock=utc_now,
+    )
+
+
+def _schedule(settings: Settings) -> Schedule | None:
+    if not settings.report_schedule:
+        return None
+    return Schedule(time.fromisoformat(settings.report_daily_at), settings.report_check_seconds)
 
 
 def _station_auth(settings: Settings, sessions: sessionmaker[Session]) -> StationRequestVerifier:
