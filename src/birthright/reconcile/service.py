@@ -93,9 +93,10 @@ class ReportService:
         return kept
 
     def generate(
-        self, day: date | None, formats: Iterable[str] = FORMATS, *, trigger: str
+        self, day: date | None, formats: Iterable[str] | None = None, *, trigger: str
     ) -> list[StoredReport]:
-        return self.publish(self.build(day), formats, trigger=trigger)
+        """Reconcile ``day`` once and keep it in ``formats`` (default: every format)."""
+        return self.publish(self.build(day), formats or self._renderers, trigger=trigger)
 
     def run_due(self, schedule: Schedule) -> list[StoredReport]:
         """The scheduled report for the due day, unless the schedule already made it."""
