@@ -286,11 +286,12 @@ class ShipmentRow(Base):
         UniqueConstraint("serial", "ship_date", "carton", name="uq_shipments_unit"),
         Index("ix_shipments_day", "ship_date", "work_order_id", "serial"),
         Index("ix_shipments_by_serial", "serial", "ship_date", "work_order_id"),
+        Index("ix_shipments_order_serial", "work_order_id", "serial"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     serial: Mapped[str] = mapped_column(String(64))
-    work_order_id: Mapped[str] = mapped_column(ForeignKey("work_orders.work_order_id"), index=True)
+    work_order_id: Mapped[str] = mapped_column(ForeignKey("work_orders.work_order_id"))
     ship_date: Mapped[date] = mapped_column(Date)
     carton: Mapped[str] = mapped_column(String(64))
     pallet: Mapped[str] = mapped_column(String(64))

@@ -72,7 +72,10 @@ class Window:
 def compute_figures(s: Session, day: date | None, timings: dict[str, float]) -> Figures:
     """Every count and exception list for ``day`` (UTC) or all time; seconds per query."""
     if s.get_bind().dialect.name == "postgresql":
+        # Anti-joins as merge joins over the unique serial and chip-id indexes: they stream in
+        # bounded memory (a hash of 10M serials takes ~600 MB) and measured faster at 10M.
         s.execute(text(f"SET LOCAL work_mem = '{WORK_MEM}'"))
+        s.execute(text("SET LOCAL enable_hashjoin = off"))
     window = Window(day)
 
     def timed(name: str, query: Callable[[Session, Window], T]) -> T:
@@ -112,12 +115,22 @@ def _work_orders(s: Session, w: Window) -> tuple[WorkOrderFigures, ...]:
         .group_by(d.work_order_id)
         .subquery()
     )
-    shipped = (
-        select(sh.work_order_id.label("wo"), func.count(distinct(sh.serial)).label("n"))
-        .where(w.shipped(sh.ship_date))
-        .group_by(sh.work_order_id)
-        .subquery()
-    )
+    if s.get_bind().dialect.name == "postgresql":
+        # PostgreSQL 15 sorts inside count(DISTINCT); DISTINCT over the index order does not.
+        pairs = (
+            select(sh.work_order_id.label("wo"), sh.serial)
+            .where(w.shipped(sh.ship_date))
+            .distinct()
+            .subquery()
+        )
+        shipped = select(pairs.c.wo, func.count().label("n")).group_by(pairs.c.wo).subquery()
+    else:
+        shipped = (
+            select(sh.work_order_id.label("wo"), func.count(distinct(sh.serial)).label("n"))
+            .where(w.shipped(sh.ship_date))
+            .group_by(sh.work_order_id)
+            .subquery()
+        )
     query = (
         select(
             wo.work_order_id,

@@ -2,8 +2,9 @@
 
 The daily report reads a day of enrollments (``devices`` by ``enrolled_at``, with the serial,
 chip id and work order in the index so the anti-joins never touch the wide device rows) and a
-day of shipments (by ship date, work order and serial; and by serial for double shipments).
-The two single-column shipment indexes are prefixes of the new ones and are dropped.
+day of shipments (by ship date, work order and serial; by serial for double shipments; by
+work order and serial for all-time counts). The three single-column shipment indexes are
+prefixes of the new ones and are dropped.
 
 Revision ID: 0010
 Revises: 0007
@@ -41,9 +42,13 @@ def upgrade() -> None:
     op.drop_index("ix_shipments_ship_date", table_name="shipments")
     op.create_index("ix_shipments_day", "shipments", ["ship_date", "work_order_id", "serial"])
     op.create_index("ix_shipments_by_serial", "shipments", ["serial", "ship_date", "work_order_id"])
+    op.drop_index("ix_shipments_work_order_id", table_name="shipments")
+    op.create_index("ix_shipments_order_serial", "shipments", ["work_order_id", "serial"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_shipments_order_serial", table_name="shipments")
+    op.create_index("ix_shipments_work_order_id", "shipments", ["work_order_id"])
     op.drop_index("ix_shipments_by_serial", table_name="shipments")
     op.drop_index("ix_shipments_day", table_name="shipments")
     op.create_index("ix_shipments_ship_date", "shipments", ["ship_date"])
