@@ -335,7 +335,7 @@ class ReportRow(Base):
     period: Mapped[str] = mapped_column(String(16))  # "2026-11-26" or "all-time"
     format: Mapped[str] = mapped_column(String(8))  # json | csv | html | pdf
     generated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    trigger: Mapped[str] = mapped_column(String(16))  # schedule | cli | api
+    trigger: Mapped[str] = mapped_column(String(16))  # schedule | cli | demo
     sha256: Mapped[str] = mapped_column(String(64))
     content: Mapped[bytes] = mapped_column(LargeBinary)
     signature: Mapped[bytes] = mapped_column(LargeBinary)

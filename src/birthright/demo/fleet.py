@@ -87,7 +87,7 @@ def reconcile(workspace: Path, devices: list[DeviceRecord]) -> ReconcileShow:
     from birthright.cli.reconcile import import_chips, import_shipments
     from birthright.cli.report import generate
     from birthright.demo.vendor import make_vendor
-    from birthright.errors import BirthrightError
+    from birthright.reconcile.microchip import ManifestSigner, parse_microchip_manifest
     from birthright.settings import load_settings
 
     units = sorted(devices, key=lambda d: d.serial)
@@ -112,11 +112,14 @@ def reconcile(workspace: Path, devices: list[DeviceRecord]) -> ReconcileShow:
     forged = [*entries, {**entries[0], "header": {"uniqueId": units[0].chip_id}}]
     forged[-1]["payload"] = entries[-1]["payload"][:-4] + "AAAA"
     tampered.write_text(json.dumps(forged, indent=1))
-    try:
+    trusted = ManifestSigner.from_pem(vendor.certificate_pem)
+    with tampered.open("rb") as f:
+        found = parse_microchip_manifest(f, trusted, delivered_at=now).errors
+    try:  # the import refuses the whole file and audits the refusal
         import_chips(file=tampered, microchip=True, signer=signer, workspace=workspace)
         refused = "NOT refused"
-    except (BirthrightError, typer.Exit) as e:
-        refused = "refused" if isinstance(e, typer.Exit) else f"refused ({e.code})"
+    except typer.Exit:
+        refused = "refused whole: " + ", ".join(f"entry {e.entry} {e.code}" for e in found)
     import_chips(file=manifest, microchip=True, signer=signer, workspace=workspace)
     import_shipments(file=shipments, workspace=workspace)
     settings = load_settings(workspace)

@@ -10,7 +10,6 @@ from birthright.errors import InputError, NotFoundError
 
 FORMATS = ("json", "csv", "html", "pdf")
 ALL_TIME = "all-time"
-TRIGGERS = ("schedule", "cli", "demo")
 
 
 class ReportNotFound(NotFoundError):
