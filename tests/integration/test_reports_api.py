@@ -77,6 +77,7 @@ def test_generated_reports_are_kept_signed_listed_and_served(
             body = http.get(item["url"])
             assert body.status_code == 200
             assert body.headers["x-report-sha256"] == item["sha256"]
+            assert "default-src 'none'" in body.headers["content-security-policy"]
             signature = http.get(item["signature_url"]).content
             verify_report(key, body.content, signature)  # raises when it does not match
 

@@ -68,11 +68,17 @@ def list_reports(
     return ReportList(reports=[_item(e) for e in entries])
 
 
+#: The HTML report is self-contained: no script, no remote fetch, styles and SVG inline.
+REPORT_CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; sandbox allow-downloads"
+
+
 def _headers(sha256: str, name: str) -> dict[str, str]:
     return {
         "X-Report-Sha256": sha256,
         "Content-Disposition": f'inline; filename="{name}"',
         "Cache-Control": "no-store",
+        "X-Content-Type-Options": "nosniff",
+        "Content-Security-Policy": REPORT_CSP,
     }
 
 
