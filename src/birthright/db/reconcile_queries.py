@@ -1,11 +1,12 @@
-"""The reconciliation's set-based queries: one SQL statement per figure, never a Python loop.
+"""The reconciliation's set-based queries: set operations in SQL, never a loop over units.
 
 Each statement is shaped for an index (migration 0010): a day of enrollments is read from
 ``ix_devices_reconcile`` (enrolled_at, work order, serial, chip id) alone; a day of shipments
 from ``ix_shipments_day`` (ship date, work order, serial); double shipments from
-``ix_shipments_by_serial`` in serial order. The anti-joins (enrolled and never shipped, shipped
-and never enrolled, chips nobody delivered) probe the unique indexes of the other side; on
-PostgreSQL they run as hash anti-joins with enough ``work_mem`` to stay in memory.
+``ix_shipments_by_serial`` in serial order; all-time counts from ``ix_shipments_order_serial``.
+The anti-joins (enrolled and never shipped, shipped and never enrolled, chips nobody delivered)
+are NOT EXISTS over the unique indexes of the other side: index probes on SQLite, merge
+anti-joins streaming both indexes in order on PostgreSQL. Measured at 10M in bench/reconcile.py.
 """
 
 from __future__ import annotations
