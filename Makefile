@@ -3,9 +3,11 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-APT_PACKAGES := softhsm2 opensc openssl swtpm swtpm-tools libtss2-dev pkg-config
+APT_PACKAGES := softhsm2 opensc openssl swtpm swtpm-tools libtss2-dev pkg-config \
+  libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 fonts-dejavu-core poppler-utils chromium
 WORKSPACE ?= demo-workspace
 DEVICES ?= 25
+RECONCILE_ROWS ?= 1000000
 
 .PHONY: setup system-deps venv demo test redteam bench lint typecheck clean
 
@@ -43,6 +45,7 @@ bench: setup
 	PYTHONPATH=. $(BIN)/python -m bench.enroll
 	PYTHONPATH=. $(BIN)/python -m bench.revocation
 	PYTHONPATH=. $(BIN)/python -m bench.attest
+	PYTHONPATH=. $(BIN)/python -m bench.reconcile --rows $(RECONCILE_ROWS)
 
 lint: venv
 	$(BIN)/ruff check .

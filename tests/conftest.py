@@ -72,7 +72,12 @@ def settings(tmp_path: Path, database_url: str) -> Settings:
     # Logic tests speak plain HTTP with station authentication off; the station-identity,
     # demo and benchmark paths run the full mutual TLS + signed-request stack.
     s = load_settings(
-        ws, database_url=database_url, port=free_port(), tls=False, station_auth=False
+        ws,
+        database_url=database_url,
+        port=free_port(),
+        tls=False,
+        station_auth=False,
+        report_schedule=False,
     )
     s.ws.create()
     return s

@@ -45,6 +45,12 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     #: How often the service signs the audit chain head (0 disables the checkpointer).
     audit_checkpoint_seconds: float = Field(default=60.0, ge=0)
+    #: Generate yesterday's reconciliation report (every format, signed, kept) once a day.
+    report_schedule: bool = True
+    #: UTC time of day (HH:MM) after which yesterday's report is generated.
+    report_daily_at: str = Field(default="06:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
+    #: How often the service checks whether a scheduled report is due.
+    report_check_seconds: float = Field(default=60.0, gt=0, le=86400)
 
     @property
     def ws(self) -> Workspace:

@@ -249,6 +249,10 @@ def demo(
     console.rule("[bold]8. Morning report: minted vs shipped vs chips delivered")
     recon = reconcile(ws.root, enrolled)
     console.print(
+        f"vendor manifest: {recon.manifest_entries} signed chip entries verified; a tampered "
+        f"copy {recon.tampered_refused}"
+    )
+    console.print(
         f"enrolled, never shipped: {recon.not_shipped}; shipped, never enrolled: "
         f"{recon.shipped_not_enrolled}; foreign chips: {recon.foreign_chips}"
     )
@@ -305,6 +309,8 @@ def demo(
         f"{len(recon.not_shipped)} not shipped, {len(recon.shipped_not_enrolled)} never "
         f"enrolled, {len(recon.foreign_chips)} foreign chip",
     )
+    table.add_row("morning report (PDF, signed)", str(recon.pdf))
+    table.add_row("tampered vendor chip manifest", recon.tampered_refused)
     table.add_row(
         "audit chain (hash-linked, signed head)",
         f"{audit.rows_checked} events, {'intact' if audit.ok else 'BROKEN'}",
@@ -319,7 +325,8 @@ def demo(
             f"  certificates  {root / 'certs'} (root.pem, issuing.pem, devices/<serial>.pem)\n"
             f"  database      {root / 'birthright.db'}\n"
             f"  station       {station_dir} (identity, counter, journal.db)\n"
-            f"  report        {recon.report} (+ .json, .sig)\n"
+            f"  report        {recon.report} (+ .json, .csv, .sig each)\n"
+            f"  report (PDF)  {recon.pdf}\n"
             f"  logs          {root / 'logs'}\n"
             f"Explore it:     birthright serve --workspace {root}   (API docs at /docs)\n"
             f"                birthright audit verify --workspace {root}",
@@ -340,5 +347,6 @@ def demo(
         or len(recon.not_shipped) != 1
         or recon.shipped_not_enrolled != ["BRS99999999"]
         or len(recon.foreign_chips) != 1
+        or not recon.tampered_refused.startswith("refused")
     ):
         raise typer.Exit(code=1)

@@ -7,7 +7,8 @@ import typer
 from birthright.cli import audit, ca, device, firmware, product, sim, station, workorder
 from birthright.cli.common import run_cli
 from birthright.cli.demo import demo
-from birthright.cli.reconcile import chips_app, report_app, shipments_app
+from birthright.cli.reconcile import chips_app, shipments_app
+from birthright.cli.report import report_app
 from birthright.cli.revoke import crl, recall_app, revocation_app, revoke
 from birthright.cli.serve import db_app, serve
 

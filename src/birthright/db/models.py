@@ -10,6 +10,7 @@ from sqlalchemy import (
     Date,
     DateTime,
     ForeignKey,
+    Index,
     Integer,
     LargeBinary,
     MetaData,
@@ -120,6 +121,10 @@ class ReservationRow(Base):
 
 class DeviceRow(Base):
     __tablename__ = "devices"
+    #: The reconciliation reads a day of enrollments from this index alone (migration 0010).
+    __table_args__ = (
+        Index("ix_devices_reconcile", "enrolled_at", "work_order_id", "serial", "chip_id"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     serial: Mapped[str] = mapped_column(String(64), unique=True)
@@ -281,12 +286,17 @@ class ShipmentRow(Base):
     """One shipped unit from a manifest; re-importing the same row adds nothing."""
 
     __tablename__ = "shipments"
-    __table_args__ = (UniqueConstraint("serial", "ship_date", "carton", name="uq_shipments_unit"),)
+    __table_args__ = (
+        UniqueConstraint("serial", "ship_date", "carton", name="uq_shipments_unit"),
+        Index("ix_shipments_day", "ship_date", "work_order_id", "serial"),
+        Index("ix_shipments_by_serial", "serial", "ship_date", "work_order_id"),
+        Index("ix_shipments_order_serial", "work_order_id", "serial"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    serial: Mapped[str] = mapped_column(String(64), index=True)
-    work_order_id: Mapped[str] = mapped_column(ForeignKey("work_orders.work_order_id"), index=True)
-    ship_date: Mapped[date] = mapped_column(Date, index=True)
+    serial: Mapped[str] = mapped_column(String(64))
+    work_order_id: Mapped[str] = mapped_column(ForeignKey("work_orders.work_order_id"))
+    ship_date: Mapped[date] = mapped_column(Date)
     carton: Mapped[str] = mapped_column(String(64))
     pallet: Mapped[str] = mapped_column(String(64))
     destination: Mapped[str] = mapped_column(String(128))
@@ -328,3 +338,19 @@ class ProductPolicyRow(Base):
     #: Refuse enrollments whose identity key is not proven to live in a genuine SE.
     require_genuine_se: Mapped[bool] = mapped_column(Boolean, server_default=false())
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class ReportRow(Base):
+    """One generated, signed report: the exact bytes served and their detached signature."""
+
+    __tablename__ = "reports"
+    __table_args__ = (Index("ix_reports_period_format", "period", "format", "generated_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    period: Mapped[str] = mapped_column(String(16))  # "2026-11-26" or "all-time"
+    format: Mapped[str] = mapped_column(String(8))  # json | csv | html | pdf
+    generated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    trigger: Mapped[str] = mapped_column(String(16))  # schedule | cli | demo
+    sha256: Mapped[str] = mapped_column(String(64))
+    content: Mapped[bytes] = mapped_column(LargeBinary)
+    signature: Mapped[bytes] = mapped_column(LargeBinary)

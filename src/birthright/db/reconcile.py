@@ -3,39 +3,25 @@
 Imports run in one transaction: a file with bad rows imports nothing unless the caller asks to
 skip them. The natural keys make a second import of the same file add nothing
 ((serial, ship_date, carton) for shipments, the chip id for deliveries). Every comparison the
-report needs is one SQL statement (GROUP BY, LEFT JOIN … IS NULL), never a Python loop.
+report needs is one SQL statement (``reconcile_queries``), never a Python loop.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import (
-    ColumnElement,
-    Table,
-    and_,
-    distinct,
-    func,
-    literal_column,
-    select,
-    true,
-)
+from sqlalchemy import Table, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
 from birthright.audit.events import AuditEvent
-from birthright.db.models import (
-    AlertRow,
-    AuditEventRow,
-    ChipDeliveryRow,
-    DeviceRow,
-    ShipmentRow,
-    WorkOrderRow,
-)
+from birthright.db.models import ChipDeliveryRow, ShipmentRow, WorkOrderRow
+from birthright.db.reconcile_queries import compute_figures
 from birthright.db.repository import append_audit, unit_of_work
+from birthright.errors import BirthrightError
 from birthright.reconcile.manifests import (
     ChipDelivery,
     ManifestRowsInvalid,
@@ -43,16 +29,9 @@ from birthright.reconcile.manifests import (
     RowError,
     Shipment,
 )
-from birthright.reconcile.report import (
-    AlertItem,
-    Exception_,
-    Figures,
-    HourlyCount,
-    WorkOrderFigures,
-)
+from birthright.reconcile.report import Figures
 
 CHUNK = 10_000
-REFUSAL_EVENTS = ("enrollment", "serial.reserve")
 
 
 @dataclass(frozen=True)
@@ -61,10 +40,6 @@ class ImportResult:
     added: int
     already_present: int
     skipped: tuple[RowError, ...]  # bad rows left out (only with skip_bad)
-
-
-def _utc(value: datetime) -> datetime:
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def _insert_ignoring_duplicates(
@@ -91,6 +66,40 @@ class ReconcileStore:
     def import_shipments(
         self, parsed: Parsed[Shipment], *, source_sha256: str, skip_bad: bool, now: datetime
     ) -> ImportResult:
+        try:
+            return self._import_shipments(parsed, source_sha256, skip_bad, now)
+        except ManifestRowsInvalid as e:
+            self.record_refusal("shipments.import", source_sha256, e, now)
+            raise
+
+    def import_chips(
+        self, parsed: Parsed[ChipDelivery], *, source_sha256: str, skip_bad: bool, now: datetime
+    ) -> ImportResult:
+        try:
+            return self._import_chips(parsed, source_sha256, skip_bad, now)
+        except ManifestRowsInvalid as e:
+            self.record_refusal("chips.import", source_sha256, e, now)
+            raise
+
+    def record_refusal(
+        self, event: str, source_sha256: str, error: BirthrightError, now: datetime
+    ) -> None:
+        """Audit a refused import (nothing else is written): the file's hash and why."""
+        detail: dict[str, Any] = {"sha256": source_sha256, "message": error.message[:500]}
+        if isinstance(error, ManifestRowsInvalid):
+            detail["bad_rows"] = len(error.errors)
+            detail["first"] = [
+                {"line": r.line, "entry": r.entry, "code": r.code, "reason": r.reason[:200]}
+                for r in error.errors[:10]
+            ]
+        with unit_of_work(self._sessions) as s:
+            append_audit(
+                s, AuditEvent(event=event, outcome="refused", code=error.code, detail=detail), now
+            )
+
+    def _import_shipments(
+        self, parsed: Parsed[Shipment], source_sha256: str, skip_bad: bool, now: datetime
+    ) -> ImportResult:
         with unit_of_work(self._sessions) as s:
             wanted = {r.work_order for r in parsed.records}
             known = set(
@@ -99,7 +108,7 @@ class ReconcileStore:
                 ).scalars()
             )
             errors = list(parsed.errors) + [
-                RowError(r.line, f"unknown work order {r.work_order!r}")
+                RowError(r.line, f"unknown work order {r.work_order!r}", code="work_order_unknown")
                 for r in parsed.records
                 if r.work_order not in known
             ]
@@ -127,8 +136,8 @@ class ReconcileStore:
             _audit(s, "shipments.imported", source_sha256, result, now)
             return result
 
-    def import_chips(
-        self, parsed: Parsed[ChipDelivery], *, source_sha256: str, skip_bad: bool, now: datetime
+    def _import_chips(
+        self, parsed: Parsed[ChipDelivery], source_sha256: str, skip_bad: bool, now: datetime
     ) -> ImportResult:
         with unit_of_work(self._sessions) as s:
             errors = list(parsed.errors)
@@ -152,25 +161,13 @@ class ReconcileStore:
             _audit(s, "chips.imported", source_sha256, result, now)
             return result
 
-    def figures(self, day: date | None) -> Figures:
-        """Every count and exception list for ``day`` (UTC), or for all time."""
+    def figures(self, day: date | None, *, timings: dict[str, float] | None = None) -> Figures:
+        """Every count and exception list for ``day`` (UTC), or for all time.
+
+        ``timings``, when given, receives the seconds each query took (for the benchmark).
+        """
         with unit_of_work(self._sessions) as s:  # maps an unreachable database to our errors
-            window = _Window(day)
-            return Figures(
-                work_orders=_work_order_figures(s, window),
-                exceptions=(
-                    *_enrolled_not_shipped(s, window),
-                    *_shipped_not_enrolled(s, window),
-                    *_shipped_twice(s, window),
-                    *_foreign_chips(s, window),
-                ),
-                refused_by_code=_refusals(s, window),
-                alerts=_alerts(s, window),
-                minted_per_bucket=_minted_per_bucket(s, window),
-                chips_delivered=int(
-                    s.execute(select(func.count()).select_from(ChipDeliveryRow)).scalar_one()
-                ),
-            )
+            return compute_figures(s, day, timings if timings is not None else {})
 
 
 def _sorted(errors: Iterable[RowError]) -> tuple[RowError, ...]:
@@ -191,148 +188,3 @@ def _audit(s: Session, event: str, sha256: str, result: ImportResult, now: datet
         "skipped": len(result.skipped),
     }
     append_audit(s, AuditEvent(event=event, outcome="ok", detail=detail), now)
-
-
-class _Window:
-    """The report period: a UTC day, or everything."""
-
-    def __init__(self, day: date | None) -> None:
-        self.day = day
-        self.start = datetime.combine(day, time(), UTC) if day else None
-        self.end = self.start + timedelta(days=1) if self.start else None
-
-    def at(self, column: Any) -> ColumnElement[bool]:
-        if self.start is None or self.end is None:
-            return true()
-        return and_(column >= self.start, column < self.end)
-
-    def shipped(self, column: Any) -> ColumnElement[bool]:
-        return true() if self.day is None else and_(column == self.day)
-
-
-def _work_order_figures(s: Session, w: _Window) -> tuple[WorkOrderFigures, ...]:
-    d, sh, wo = DeviceRow, ShipmentRow, WorkOrderRow
-    all_time = (
-        select(d.work_order_id.label("wo"), func.count().label("n"))
-        .group_by(d.work_order_id)
-        .subquery()
-    )
-    minted = (
-        select(d.work_order_id.label("wo"), func.count().label("n"))
-        .where(w.at(d.enrolled_at))
-        .group_by(d.work_order_id)
-        .subquery()
-    )
-    shipped = (
-        select(sh.work_order_id.label("wo"), func.count(distinct(sh.serial)).label("n"))
-        .where(w.shipped(sh.ship_date))
-        .group_by(sh.work_order_id)
-        .subquery()
-    )
-    query = (
-        select(
-            wo.work_order_id,
-            wo.site,
-            wo.line,
-            wo.quantity,
-            func.coalesce(minted.c.n, 0),
-            func.coalesce(all_time.c.n, 0),
-            func.coalesce(shipped.c.n, 0),
-        )
-        .outerjoin(all_time, all_time.c.wo == wo.work_order_id)
-        .outerjoin(minted, minted.c.wo == wo.work_order_id)
-        .outerjoin(shipped, shipped.c.wo == wo.work_order_id)
-    )
-    if w.day is not None:
-        query = query.where((minted.c.n > 0) | (shipped.c.n > 0))
-    return tuple(
-        WorkOrderFigures(str(r[0]), str(r[1]), str(r[2]), *(int(v) for v in r[3:]))
-        for r in s.execute(query)
-    )
-
-
-def _exceptions(kind: str, rows: Iterable[Any]) -> list[Exception_]:
-    return [Exception_(kind, str(r[0]), r[1], str(r[2]) if len(r) > 2 else "") for r in rows]
-
-
-def _enrolled_not_shipped(s: Session, w: _Window) -> list[Exception_]:
-    d, sh = DeviceRow, ShipmentRow
-    query = (
-        select(d.serial, d.work_order_id)
-        .outerjoin(sh, sh.serial == d.serial)
-        .where(sh.id.is_(None), w.at(d.enrolled_at))
-        .order_by(d.serial)
-    )
-    return _exceptions("enrolled_not_shipped", s.execute(query))
-
-
-def _shipped_not_enrolled(s: Session, w: _Window) -> list[Exception_]:
-    d, sh = DeviceRow, ShipmentRow
-    query = (
-        select(sh.serial, func.min(sh.work_order_id))
-        .outerjoin(d, d.serial == sh.serial)
-        .where(d.id.is_(None), w.shipped(sh.ship_date))
-        .group_by(sh.serial)
-        .order_by(sh.serial)
-    )
-    return _exceptions("shipped_not_enrolled", s.execute(query))
-
-
-def _shipped_twice(s: Session, w: _Window) -> list[Exception_]:
-    sh = ShipmentRow
-    query = select(sh.serial, func.min(sh.work_order_id), func.count()).group_by(sh.serial)
-    if w.day is not None:
-        today = select(sh.serial).where(sh.ship_date == w.day)
-        query = query.where(sh.serial.in_(today))
-    query = query.having(func.count() > 1).order_by(sh.serial)
-    return _exceptions("shipped_twice", s.execute(query))
-
-
-def _foreign_chips(s: Session, w: _Window) -> list[Exception_]:
-    d, c = DeviceRow, ChipDeliveryRow
-    query = (
-        select(d.serial, d.work_order_id, d.chip_id)
-        .outerjoin(c, c.chip_id == d.chip_id)
-        .where(c.chip_id.is_(None), w.at(d.enrolled_at))
-        .order_by(d.serial)
-    )
-    return _exceptions("foreign_chip", s.execute(query))
-
-
-def _refusals(s: Session, w: _Window) -> dict[str, int]:
-    a = AuditEventRow
-    code = func.coalesce(a.code, literal_column("'unknown'")).label("code")
-    query = (
-        select(code, func.count())
-        .where(a.event.in_(REFUSAL_EVENTS), a.outcome == "refused", w.at(a.at))
-        .group_by(code)
-    )
-    return {str(code): int(n) for code, n in s.execute(query)}
-
-
-def _alerts(s: Session, w: _Window) -> tuple[AlertItem, ...]:
-    a = AlertRow
-    rows = s.execute(select(a).where(w.at(a.at)).order_by(a.at, a.id)).scalars()
-    return tuple(
-        AlertItem(_utc(r.at), r.kind, r.severity, r.station_id, r.work_order_id, r.detail)
-        for r in rows
-    )
-
-
-def _bucket(s: Session, column: Any, hourly: bool) -> ColumnElement[str]:
-    if s.get_bind().dialect.name == "postgresql":
-        pattern = 'YYYY-MM-DD"T"HH24' if hourly else "YYYY-MM-DD"
-        return func.to_char(func.timezone("UTC", column), pattern)
-    return func.strftime("%Y-%m-%dT%H" if hourly else "%Y-%m-%d", column)
-
-
-def _minted_per_bucket(s: Session, w: _Window) -> tuple[HourlyCount, ...]:
-    d, wo = DeviceRow, WorkOrderRow
-    bucket = _bucket(s, d.enrolled_at, hourly=w.day is not None).label("bucket")
-    query = (
-        select(wo.site, wo.line, bucket, func.count())
-        .join(wo, wo.work_order_id == d.work_order_id)
-        .where(w.at(d.enrolled_at))
-        .group_by(wo.site, wo.line, bucket)
-    )
-    return tuple(HourlyCount(str(r[0]), str(r[1]), str(r[2]), int(r[3])) for r in s.execute(query))

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
+import typer
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.serialization import Encoding
@@ -71,48 +72,70 @@ def revoke_and_recall(
 @dataclass(frozen=True)
 class ReconcileShow:
     report: Path
+    pdf: Path
     not_shipped: list[str]
     shipped_not_enrolled: list[str]
     foreign_chips: list[str]
+    manifest_entries: int
+    tampered_refused: str
 
 
 def reconcile(workspace: Path, devices: list[DeviceRecord]) -> ReconcileShow:
     """Logistics ships every unit but the last, plus one serial we never minted; the chip
-    vendor's delivery list lacks one chip. The signed report must name exactly those."""
-    from birthright.cli.reconcile import OutputFormat, daily, import_chips, import_shipments
+    vendor's signed manifest lacks one chip. A tampered copy of the manifest is refused whole.
+    The signed report (JSON, CSV, HTML, PDF) must name exactly those units."""
+    from birthright.cli.reconcile import import_chips, import_shipments
+    from birthright.cli.report import generate
+    from birthright.demo.vendor import make_vendor
+    from birthright.reconcile.microchip import ManifestSigner, parse_microchip_manifest
+    from birthright.settings import load_settings
 
     units = sorted(devices, key=lambda d: d.serial)
-    reports = workspace / "reports"
-    reports.mkdir(parents=True, exist_ok=True)
-    today = datetime.now(UTC).date().isoformat()
-    shipments = reports / "shipments.csv"
+    inbox = workspace / "inbox"
+    inbox.mkdir(parents=True, exist_ok=True)
+    now = datetime.now(UTC)
+    today = now.date().isoformat()
+    shipments = inbox / "shipments.csv"
     rows: list[tuple[str, str]] = [(d.serial, d.work_order_id or "") for d in units[:-1]]
     rows.append(("BRS99999999", units[0].work_order_id or ""))
     shipments.write_text(
         "serial,work_order,ship_date,carton,pallet,destination\n"
         + "".join(f"{s},{wo},{today},CTN-1,PAL-1,Rotterdam\n" for s, wo in rows)
     )
-    chips = reports / "chips-delivered.csv"
-    chips.write_text(
-        "vendor,chip_id,delivered_at\n"
-        + "".join(f"SimChip,{d.chip_id},{today}\n" for d in units[1:])
-    )
-    import_chips(file=chips, workspace=workspace)
+    vendor = make_vendor(now)
+    signer = inbox / "vendor-manifest-signer.pem"
+    signer.write_bytes(vendor.certificate_pem)
+    entries = [vendor.entry(d.chip_id) for d in units[1:]]
+    manifest = inbox / "chips-manifest.json"
+    manifest.write_text(json.dumps(entries, indent=1))
+    tampered = inbox / "chips-manifest-tampered.json"
+    forged = [*entries, {**entries[0], "header": {"uniqueId": units[0].chip_id}}]
+    forged[-1]["payload"] = entries[-1]["payload"][:-4] + "AAAA"
+    tampered.write_text(json.dumps(forged, indent=1))
+    trusted = ManifestSigner.from_pem(vendor.certificate_pem)
+    with tampered.open("rb") as f:
+        found = parse_microchip_manifest(f, trusted, delivered_at=now).errors
+    try:  # the import refuses the whole file and audits the refusal
+        import_chips(file=tampered, microchip=True, signer=signer, workspace=workspace)
+        refused = "NOT refused"
+    except typer.Exit:
+        refused = "refused whole: " + ", ".join(f"entry {e.entry} {e.code}" for e in found)
+    import_chips(file=manifest, microchip=True, signer=signer, workspace=workspace)
     import_shipments(file=shipments, workspace=workspace)
-    out = reports / "reconciliation.json"
-    daily(all_time=True, fmt=OutputFormat.json, out=out, workspace=workspace)
-    daily(all_time=True, fmt=OutputFormat.html, out=out.with_suffix(".html"), workspace=workspace)
-    body = json.loads(out.read_text())
-    exceptions = body["exceptions"]
+    settings = load_settings(workspace)
+    report, paths = generate(settings, None, ["json", "csv", "html", "pdf"], None, "demo")
 
     def serials(kind: str) -> list[str]:
-        return sorted(e["serial"] for e in exceptions.get(kind, []))
+        return sorted(e.serial for e in report.exceptions.get(kind, ()))
 
     return ReconcileShow(
-        report=out.with_suffix(".html"),
+        report=paths["html"],
+        pdf=paths["pdf"],
         not_shipped=serials("enrolled_not_shipped"),
         shipped_not_enrolled=serials("shipped_not_enrolled"),
-        foreign_chips=sorted(e["detail"] for e in exceptions.get("foreign_chip", [])),
+        foreign_chips=sorted(e.detail for e in report.exceptions.get("foreign_chip", ())),
+        manifest_entries=len(entries),
+        tampered_refused=refused,
     )
 
 

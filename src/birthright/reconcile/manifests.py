@@ -54,8 +54,12 @@ class ManifestRowsInvalid(InputError):
 
 @dataclass(frozen=True)
 class RowError:
+    """A refused row: its line, why, a stable code and (for signed manifests) its entry."""
+
     line: int
     reason: str
+    code: str = "row_invalid"
+    entry: int | None = None
 
     def __str__(self) -> str:
         return f"line {self.line}: {self.reason}"

@@ -6,8 +6,10 @@ Every error leaves as ``{"code": ..., "message": ...}`` with a stable code; noth
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -18,8 +20,17 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from birthright import __version__
 from birthright.errors import BirthrightError
+from birthright.server import report_schedule
 from birthright.server.backend import Backend
-from birthright.server.routes import attestation, ca, devices, enrollment, products, revocation
+from birthright.server.routes import (
+    attestation,
+    ca,
+    devices,
+    enrollment,
+    products,
+    reports,
+    revocation,
+)
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +88,22 @@ class _TooLarge(Exception):
     pass
 
 
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """Background work that lives as long as the service: the daily report schedule."""
+    backend: Backend = app.state.backend
+    running: tuple[asyncio.Task[None], asyncio.Event] | None = None
+    if backend.report_schedule is not None:
+        running = report_schedule.start(backend.reports, backend.report_schedule)
+    try:
+        yield
+    finally:
+        if running is not None:
+            task, stop = running
+            stop.set()
+            await asyncio.gather(task, return_exceptions=True)
+
+
 def create_app(backend: Backend) -> FastAPI:
     app = FastAPI(
         title="birthright",
@@ -85,6 +112,7 @@ def create_app(backend: Backend) -> FastAPI:
         responses={
             400: {"model": None},
         },
+        lifespan=_lifespan,
     )
     app.state.backend = backend
     app.state.station_auth = backend.station_auth
@@ -94,6 +122,7 @@ def create_app(backend: Backend) -> FastAPI:
         app.include_router(router)
     app.include_router(revocation.router)
     app.include_router(products.router)
+    app.include_router(reports.router)
 
     @app.exception_handler(BirthrightError)
     async def _domain_error(_request: Request, exc: BirthrightError) -> JSONResponse:

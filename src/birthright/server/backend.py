@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
+from functools import partial
 
 from cryptography import x509
 from sqlalchemy import Engine
@@ -20,6 +21,8 @@ from birthright.db.engine import make_engine, make_sessionmaker
 from birthright.db.firmware import SqlFirmwareReleases
 from birthright.db.operations import Operations
 from birthright.db.products import SqlProductPolicies
+from birthright.db.reconcile import ReconcileStore
+from birthright.db.reports import SqlReportHistory
 from birthright.db.repository import SqlEnrollmentStore
 from birthright.db.revocation import SqlRevocationStore
 from birthright.db.stations import SqlStationLedger
@@ -27,6 +30,8 @@ from birthright.enrollment.service import EnrollmentService
 from birthright.genuine import SeProofVerifiers
 from birthright.genuine.pkcs11_vendor import Pkcs11VendorVerifier
 from birthright.genuine.tpm import TpmProofVerifier
+from birthright.reconcile.service import ReportService, Schedule
+from birthright.reconcile.signing import load_or_create_report_key, sign_report
 from birthright.revocation.publish import IssuingCaSigner
 from birthright.revocation.service import RevocationService
 from birthright.server.station_auth import StationRequestVerifier
@@ -52,6 +57,9 @@ class Backend:
     firmware: SqlFirmwareReleases
     result_signer: ResultSigner
     products: SqlProductPolicies
+    reports: ReportService
+    #: None when the daily report is not generated on a schedule (tests, by default).
+    report_schedule: Schedule | None
 
     def close(self) -> None:
         self.engine.dispose()
@@ -88,6 +96,8 @@ def build_backend(settings: Settings, *, ca: FactoryCa | None = None) -> Backend
         chain=tuple(factory_ca.chain()),
         max_body_bytes=settings.max_body_bytes,
         station_auth=_station_auth(settings, sessions) if settings.station_auth else None,
+        reports=build_report_service(settings, sessions),
+        report_schedule=_schedule(settings),
         revocation=RevocationService(
             store=SqlRevocationStore(sessions),
             signer=IssuingCaSigner(
@@ -110,6 +120,21 @@ def se_proof_verifiers(settings: Settings) -> SeProofVerifiers:
     return SeProofVerifiers(
         [Pkcs11VendorVerifier(roots=roots), TpmProofVerifier(roots=roots, seal_key=seal_key)]
     )
+
+
+def build_report_service(settings: Settings, sessions: sessionmaker[Session]) -> ReportService:
+    return ReportService(
+        figures=ReconcileStore(sessions).figures,
+        history=SqlReportHistory(sessions),
+        sign=partial(sign_report, load_or_create_report_key(settings)),
+        clock=utc_now,
+    )
+
+
+def _schedule(settings: Settings) -> Schedule | None:
+    if not settings.report_schedule:
+        return None
+    return Schedule(time.fromisoformat(settings.report_daily_at), settings.report_check_seconds)
 
 
 def _station_auth(settings: Settings, sessions: sessionmaker[Session]) -> StationRequestVerifier:
