@@ -64,13 +64,15 @@ def cli(settings: Settings, *args: str | Path) -> Result:
     return CliRunner().invoke(main_app, argv, env=env)
 
 
-def release(settings: Settings, tmp_path: Path, version: str, content: bytes) -> Path:
+def release(
+    settings: Settings, tmp_path: Path, version: str, content: bytes, security_version: int = 1
+) -> Path:
     """Sign and publish ``content`` as ``version``; returns the image path."""
     image = tmp_path / f"fw-{version}.bin"
     image.write_bytes(content)
     signed = cli(
         settings, "firmware", "sign", image, "--product", PRODUCT, "--version", version,
-        "--security-version", "1",
+        "--security-version", str(security_version),
     )  # fmt: skip
     assert signed.exit_code == 0, signed.output
     published = cli(settings, "firmware", "publish", f"{image}.manifest.json")
@@ -134,6 +136,22 @@ def test_a_blocked_version_fails(api: httpx.Client, settings: Settings, tmp_path
     assert blocked.exit_code == 0, blocked.output
     body = attest(api, make_unit(api, "CHIP-A"), "1.0.0", image)
     assert (failed_ids(body), body["status"]) == ({"firmware.blocked"}, "contraindicated")
+
+
+def test_a_unit_cannot_roll_back_below_a_security_version_it_already_ran(
+    api: httpx.Client, settings: Settings, tmp_path: Path
+) -> None:
+    old = release(settings, tmp_path, "1.0.0", b"one", security_version=1).read_bytes()
+    new = release(settings, tmp_path, "2.0.0", b"two", security_version=2).read_bytes()
+    unit = make_unit(api, "CHIP-A")
+    assert attest(api, unit, "1.0.0", old)["status"] == "affirming"
+    assert attest(api, unit, "2.0.0", new)["status"] == "affirming"  # the floor is now 2
+    body = attest(api, unit, "1.0.0", old)  # published, not blocked, but older
+    assert (failed_ids(body), body["status"]) == ({"firmware.rollback"}, "contraindicated")
+    assert attest(api, unit, "2.0.0", new)["status"] == "affirming"  # the refusal kept it at 2
+    assert failed_ids(attest(api, unit, "1.0.0", old)) == {"firmware.rollback"}
+    # A unit that never ran 2.0.0 may still run 1.0.0: the floor is per unit.
+    assert attest(api, make_unit(api, "CHIP-B"), "1.0.0", old)["status"] == "affirming"
 
 
 def test_an_unknown_version_fails(api: httpx.Client, settings: Settings, tmp_path: Path) -> None:

@@ -152,9 +152,15 @@ def _parse_signed(signed: bytes) -> FirmwareManifest:
 
 
 def firmware_findings(
-    *, product: str, version: str, measurement: bytes, allow_list: FirmwareAllowList
+    *,
+    product: str,
+    version: str,
+    measurement: bytes,
+    allow_list: FirmwareAllowList,
+    floor: int | None = None,
 ) -> Sequence[Finding]:
-    """Appraise the claimed firmware against the product's signed allow-list."""
+    """Appraise the claimed firmware against the product's signed allow-list, and against
+    ``floor``: the highest security version this unit has already run (anti-rollback)."""
     release = allow_list.release(product, version)
     if release is None:
         return [
@@ -177,6 +183,16 @@ def firmware_findings(
     if release.status == "blocked":
         why = f": {release.reason}" if release.reason else ""
         return [Finding("firmware", "fail", "firmware.blocked", f"{version} is blocked{why}")]
+    if floor is not None and release.security_version < floor:
+        return [
+            Finding(
+                "firmware",
+                "fail",
+                "firmware.rollback",
+                f"{version} (security version {release.security_version}) is older than the "
+                f"security version {floor} this unit already ran: a downgrade",
+            )
+        ]
     return [
         Finding(
             "firmware",

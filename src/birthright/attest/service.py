@@ -43,6 +43,11 @@ class NonceStore(Protocol):
 
 class AttestationRecords(Protocol):
     def device(self, serial: str) -> DeviceRecord | None: ...
+
+    def security_floor(self, serial: str) -> int | None:
+        """The highest firmware security version the unit passed attestation with."""
+        ...
+
     def record(self, result: AttestationResult, now: datetime) -> None: ...
 
 
@@ -124,6 +129,7 @@ class AttestationService:
             findings=tuple(findings),
             nonce=claimed.nonce,
             firmware=claimed.firmware if authenticated else None,
+            security_version=self._security_version(device, claimed.firmware, passed),
         )
         if self._result_signer is not None:
             result = replace(result, token=self._result_signer.sign(result, now))
@@ -153,8 +159,20 @@ class AttestationService:
                 version=version,
                 measurement=measurement,
                 allow_list=self._firmware,
+                floor=self._records.security_floor(device.serial),
             )
         )
+
+    def _security_version(
+        self, device: DeviceRecord | None, firmware: tuple[str, bytes] | None, passed: set[str]
+    ) -> int | None:
+        """The security version of firmware the unit proved it runs (every check passed)."""
+        if device is None or firmware is None or self._firmware is None:
+            return None
+        if not {"firmware.allowed", "chain.valid", "signature.valid", "nonce.valid"} <= passed:
+            return None
+        release = self._firmware.release(device.product, firmware[0])
+        return release.security_version if release is not None else None
 
     def _chain_finding(
         self, leaf: x509.Certificate, intermediates: Sequence[x509.Certificate], now: datetime

@@ -29,6 +29,9 @@ class AttestationResult:
     token: bytes | None = None
     #: (version, image SHA-256) the unit reported, kept only when signature and chain held.
     firmware: tuple[str, bytes] | None = None
+    #: The security version of that firmware when it passed appraisal: raises the unit's
+    #: anti-rollback floor.
+    security_version: int | None = None
 
     @property
     def verdict(self) -> Status:

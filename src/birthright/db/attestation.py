@@ -71,6 +71,14 @@ class SqlAttestationRecords:
             ).scalar_one_or_none()
             return device_from_row(row) if row else None
 
+    def security_floor(self, serial: str) -> int | None:
+        with self._sessions() as s:
+            return s.execute(
+                select(DeviceFirmwareRow.security_version_high).where(
+                    DeviceFirmwareRow.serial == serial
+                )
+            ).scalar_one_or_none()
+
     def contact(self, serial: str) -> tuple[datetime, datetime] | None:
         """(first contact, last passing attestation) of ``serial``, if it ever passed."""
         with self._sessions() as s:
@@ -90,6 +98,8 @@ class SqlAttestationRecords:
             )
             if result.firmware is not None:
                 _remember_firmware(s, result.serial, result.firmware, now)
+                if result.security_version is not None:
+                    _raise_floor(s, result.serial, result.security_version)
             if result.verdict == "pass":
                 _touch_contact(s, result.serial, now)
             else:
@@ -123,6 +133,19 @@ def _remember_firmware(s: Session, serial: str, firmware: tuple[str, bytes], now
         s.execute(
             update(DeviceFirmwareRow).where(DeviceFirmwareRow.serial == serial).values(**values)
         )
+
+
+def _raise_floor(s: Session, serial: str, security_version: int) -> None:
+    """Lift the unit's anti-rollback floor to ``security_version``; never lower it."""
+    s.execute(
+        update(DeviceFirmwareRow)
+        .where(DeviceFirmwareRow.serial == serial)
+        .where(
+            (DeviceFirmwareRow.security_version_high.is_(None))
+            | (DeviceFirmwareRow.security_version_high < security_version)
+        )
+        .values(security_version_high=security_version)
+    )
 
 
 def _touch_contact(s: Session, serial: str, now: datetime) -> None:

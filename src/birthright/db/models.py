@@ -327,6 +327,8 @@ class DeviceFirmwareRow(Base):
     version: Mapped[str] = mapped_column(String(64), index=True)
     measurement: Mapped[bytes] = mapped_column(LargeBinary)
     reported_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    #: The highest security version this unit passed attestation with: the rollback floor.
+    security_version_high: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
 
 class ProductPolicyRow(Base):
