@@ -14,11 +14,13 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from birthright import __version__
-from birthright.errors import BirthrightError
+from birthright.errors import BirthrightError, RateLimitedError
 from birthright.server.backend import Backend
+from birthright.server.limits import ClientRateLimit
 from birthright.server.routes import attestation, ca, devices, enrollment, products, revocation
 
 log = logging.getLogger(__name__)
@@ -28,6 +30,7 @@ HTTP_CODES = {
     404: "not_found",
     405: "method_not_allowed",
     413: "body_too_large",
+    429: "rate_limited",
     415: "unsupported_media_type",
 }
 
@@ -52,29 +55,38 @@ class BodyLimit:
             await self._refuse(scope, receive, send)
             return
         seen = 0
+        refused = started = False
+
+        async def guarded_send(message: Message) -> None:
+            nonlocal started
+            if refused:
+                return  # the 413 is out: whatever the app makes of the cut body goes nowhere
+            started = True
+            await send(message)
 
         async def limited() -> Message:
-            nonlocal seen
+            # Over the limit, answer 413 at once and tell the app the client went away: the
+            # rest of the body is never read into memory, and no framework in between can
+            # turn the cut into a 400 or a 500.
+            nonlocal seen, refused
+            if refused:
+                return {"type": "http.disconnect"}
             message = await receive()
             seen += len(message.get("body", b""))
             if seen > self.limit:
-                raise _TooLarge
+                if not started:
+                    await self._refuse(scope, receive, send)
+                refused = True
+                return {"type": "http.disconnect"}
             return message
 
-        try:
-            await self.app(scope, limited, send)
-        except _TooLarge:
-            await self._refuse(scope, receive, send)
+        await self.app(scope, limited, guarded_send)
 
     async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
         response = error_response(
             413, "body_too_large", f"request bodies are limited to {self.limit} bytes"
         )
         await response(scope, receive, send)
-
-
-class _TooLarge(Exception):
-    pass
 
 
 def create_app(backend: Backend) -> FastAPI:
@@ -97,6 +109,10 @@ def create_app(backend: Backend) -> FastAPI:
 
     @app.exception_handler(BirthrightError)
     async def _domain_error(_request: Request, exc: BirthrightError) -> JSONResponse:
+        if isinstance(exc, RateLimitedError):
+            response = error_response(429, exc.code, exc.message, retry_after=exc.retry_after)
+            response.headers["Retry-After"] = str(exc.retry_after)
+            return response
         return error_response(exc.http_status, exc.code, exc.message)
 
     @app.exception_handler(RequestValidationError)
@@ -123,6 +139,9 @@ def create_app(backend: Backend) -> FastAPI:
     ) -> Response:
         try:
             return await call_next(request)
+        except ClientDisconnect:
+            # The client left, or BodyLimit cut its body and has already answered 413.
+            return error_response(400, "client_disconnected", "the request body was cut off")
         except Exception:
             log.exception("unhandled error path=%s", request.url.path)
             return error_response(500, "internal_error", "the server failed; nothing was changed")
@@ -132,4 +151,5 @@ def create_app(backend: Backend) -> FastAPI:
         return {"status": "ok"}
 
     app.add_middleware(BodyLimit, limit=backend.max_body_bytes)
+    app.add_middleware(ClientRateLimit, limits=backend.limits)  # outermost: sheds floods first
     return app

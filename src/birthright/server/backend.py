@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from cryptography import x509
@@ -28,6 +28,7 @@ from birthright.genuine import SeProofVerifiers
 from birthright.genuine.pkcs11_vendor import Pkcs11VendorVerifier
 from birthright.revocation.publish import IssuingCaSigner
 from birthright.revocation.service import RevocationService
+from birthright.server.limits import Limits
 from birthright.server.station_auth import StationRequestVerifier
 from birthright.settings import Settings
 
@@ -51,6 +52,7 @@ class Backend:
     firmware: SqlFirmwareReleases
     result_signer: ResultSigner
     products: SqlProductPolicies
+    limits: Limits = field(default_factory=Limits)
 
     def close(self) -> None:
         self.engine.dispose()
@@ -83,6 +85,12 @@ def build_backend(settings: Settings, *, ca: FactoryCa | None = None) -> Backend
         firmware=firmware,
         result_signer=result_signer,
         products=SqlProductPolicies(sessions),
+        limits=Limits.from_rates(
+            client_rate=settings.rate_limit_client_per_second,
+            client_burst=settings.rate_limit_client_burst,
+            station_rate=settings.rate_limit_station_per_second,
+            station_burst=settings.rate_limit_station_burst,
+        ),
         operations=Operations(sessions),
         chain=tuple(factory_ca.chain()),
         max_body_bytes=settings.max_body_bytes,
