@@ -13,17 +13,21 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from birthright import __version__
-from birthright.errors import BirthrightError, RateLimitedError
+from birthright.errors import BirthrightError, RateLimitedError, TransientError
 from birthright.server.backend import Backend
 from birthright.server.limits import ClientRateLimit
 from birthright.server.routes import attestation, ca, devices, enrollment, products, revocation
 
 log = logging.getLogger(__name__)
+
+#: The stable code of every answer given while the database cannot be reached.
+DB_UNAVAILABLE = "db_unavailable"
 
 HTTP_CODES = {
     400: "bad_request",
@@ -37,6 +41,14 @@ HTTP_CODES = {
 
 def error_response(status: int, code: str, message: str, **extra: Any) -> JSONResponse:
     return JSONResponse({"code": code, "message": message, **extra}, status_code=status)
+
+
+def _unavailable() -> JSONResponse:
+    response = error_response(
+        503, DB_UNAVAILABLE, "the database is unavailable; nothing was recorded, retry shortly"
+    )
+    response.headers["Retry-After"] = "1"
+    return response
 
 
 class BodyLimit:
@@ -109,10 +121,26 @@ def create_app(backend: Backend) -> FastAPI:
 
     @app.exception_handler(BirthrightError)
     async def _domain_error(_request: Request, exc: BirthrightError) -> JSONResponse:
+        return error_response(exc.http_status, exc.code, exc.message)
+
+    @app.exception_handler(sa_exc.OperationalError)
+    @app.exception_handler(sa_exc.InterfaceError)
+    @app.exception_handler(sa_exc.DisconnectionError)
+    @app.exception_handler(sa_exc.TimeoutError)
+    async def _database_away(request: Request, exc: Exception) -> JSONResponse:
+        # A dropped connection, a restarting server, an exhausted pool: the request did not
+        # commit, the pool replaces dead connections (pre-ping), a retry will be answered.
+        log.warning("database unavailable path=%s error=%s", request.url.path, type(exc).__name__)
+        return _unavailable()
+
+    @app.exception_handler(TransientError)
+    async def _transient(_request: Request, exc: TransientError) -> JSONResponse:
         if isinstance(exc, RateLimitedError):
             response = error_response(429, exc.code, exc.message, retry_after=exc.retry_after)
             response.headers["Retry-After"] = str(exc.retry_after)
             return response
+        if exc.code == "db_unavailable":
+            return _unavailable()
         return error_response(exc.http_status, exc.code, exc.message)
 
     @app.exception_handler(RequestValidationError)
