@@ -163,7 +163,13 @@ def run_station(
     return outcomes
 
 
-def check_invariants(engine: Engine, outcomes: list[Outcome], *, cap: int) -> dict[str, int]:
+def check_invariants(
+    engine: Engine,
+    outcomes: list[Outcome],
+    *,
+    cap: int,
+    audit_key: ec.EllipticCurvePublicKey | None = None,
+) -> dict[str, int]:
     """The invariants after any fault; returns the counts it checked."""
     with engine.connect() as conn:
         devices = conn.execute(text("SELECT chip_id, serial, cert_der FROM devices"))
@@ -180,7 +186,7 @@ def check_invariants(engine: Engine, outcomes: list[Outcome], *, cap: int) -> di
         if o.acknowledged:
             assert o.chip in issued, f"{o.chip} was acknowledged but is not recorded"
             assert _same_cert(issued[o.chip], o.certificate or ""), f"{o.chip}: another cert"
-    report = verify_audit_log(make_sessionmaker(engine), None)
+    report = verify_audit_log(make_sessionmaker(engine), audit_key)
     assert report.ok, report
     return {"devices": len(rows), "minted": minted}
 
