@@ -32,11 +32,12 @@ from birthright.enrollment.model import WorkOrderSpec
 TRANSIENT = frozenset({"db_unavailable", "rate_limited", "transport", "internal_error"})
 
 
-def csr_b64() -> str:
+def new_csr() -> tuple[ec.EllipticCurvePrivateKey, str]:
+    """A software key (standing in for the chip's) and its CSR, base64 DER."""
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "unit")])
     key = ec.generate_private_key(ec.SECP256R1())
     csr = x509.CertificateSigningRequestBuilder().subject_name(name).sign(key, hashes.SHA256())
-    return base64.b64encode(csr.public_bytes(Encoding.DER)).decode()
+    return key, base64.b64encode(csr.public_bytes(Encoding.DER)).decode()
 
 
 def seed(engine: Engine, *, stations: int, work_order: str, quantity: int) -> list[str]:
@@ -72,6 +73,8 @@ class Outcome:
     codes: list[str] = field(default_factory=list)
     serial: str | None = None
     certificate: str | None = None
+    chain: list[str] = field(default_factory=list)
+    key: ec.EllipticCurvePrivateKey | None = None
     latency: float = 0.0
 
     @property
@@ -126,6 +129,8 @@ def enroll_unit(
     outcome.latency = time.perf_counter() - start
     if status in (200, 201):
         outcome.certificate = str(body["certificate"])
+        chain = body.get("chain")
+        outcome.chain = [str(c) for c in chain] if isinstance(chain, list) else []
         outcome.codes.append("issued")
         return True
     code = str(body.get("code", "?"))
@@ -148,8 +153,8 @@ def run_station(
     outcomes = []
     with httpx.Client(base_url=url, timeout=30) as http:
         for n in range(units):
-            outcome = Outcome(chip=f"{station}-chip-{n:04d}")
-            csr = csr_b64()
+            key, csr = new_csr()
+            outcome = Outcome(chip=f"{station}-chip-{n:04d}", key=key)
             deadline = time.monotonic() + 120
             while not enroll_unit(
                 http, station=station, work_order=work_order, outcome=outcome, csr=csr, check=check
