@@ -31,6 +31,7 @@ import httpx
 from sqlalchemy import Engine, text
 from tests.integration.burst import Outcome, check_invariants, run_station, seed
 
+from birthright.audit.signing import load_audit_public_key
 from birthright.ca.authority import init_workspace_ca
 from birthright.db.engine import make_engine
 from birthright.db.migrate import upgrade
@@ -197,7 +198,8 @@ def measure(url: str, *, processes: int, stations: int, units: int, cap: int) ->
         ids = seed(engine, stations=stations, work_order=WO, quantity=cap)
         with services(settings, processes, root) as urls:
             run = run_line(urls, ids, units)
-            counts = check_invariants(engine, run.outcomes, cap=cap)
+            key = load_audit_public_key(settings)
+            counts = check_invariants(engine, run.outcomes, cap=cap, audit_key=key)
             race = nonce_race(urls, run.issued[0], tries=4 * processes) if run.issued else Counter()
         engine.dispose()
     return {

@@ -28,8 +28,11 @@ KNOWN_SECRETS = ("test-user-pin", "test-so-pin", "crash-test-pin-1234", "sim-pin
 #: the folder the scanner's own tests plant leaks in.
 SECRET_FOLDERS = frozenset({"secrets", "tokens"})
 PLANTED = "planted-leaks"
-#: Files that hold test key material on purpose: name fragments.
-INTENDED = ("leak", "vendor-ca-key", "rogue", "foreign", "software-key")
+#: Files that hold test key material on purpose: name fragments (``device-pin``: a simulated
+#: device folder's PIN file, mode 0600, its one home).
+INTENDED = ("leak", "vendor-ca-key", "rogue", "foreign", "software-key", "device-pin")
+#: Tests that write a plaintext key on purpose, to see it refused: their temp folder prefixes.
+INTENDED_TESTS = ("test_a_plaintext_key_file_is_r",)
 CORE_NAMES = ("core",)
 ENV = "BIRTHRIGHT_LEAK_SCAN"  # "0" switches the scan off (e.g. a quick local -k run)
 
@@ -61,6 +64,7 @@ def scan_folder(root: Path, secrets: list[str]) -> dict[str, list[str]]:
             or path.is_symlink()
             or _is_secret_folder(path, root)
             or any(k in path.name for k in INTENDED)
+            or path.relative_to(root).parts[0].startswith(INTENDED_TESTS)
         ):
             continue
         hits = scan_bytes(path.read_bytes(), secrets)

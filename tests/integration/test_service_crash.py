@@ -58,7 +58,11 @@ def start_service(settings: Settings, log: Path) -> subprocess.Popen[bytes]:
         time.sleep(0.1)
 
 
-@pytest.mark.parametrize("kill_after", [3, 50], ids=["early", "late"])
+#: Certificates issued before the kill; more points: BIRTHRIGHT_CRASH_POINTS=3,20,50.
+KILL_POINTS = [int(n) for n in os.environ.get("BIRTHRIGHT_CRASH_POINTS", "20").split(",")]
+
+
+@pytest.mark.parametrize("kill_after", KILL_POINTS, ids=lambda n: f"after-{n}-issued")
 def test_service_killed_mid_burst_loses_and_doubles_nothing(
     settings: Settings, tmp_path: Path, kill_after: int
 ) -> None:

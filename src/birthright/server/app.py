@@ -23,6 +23,7 @@ from birthright.errors import BirthrightError, RateLimitedError, TransientError
 from birthright.server.backend import Backend
 from birthright.server.limits import ClientRateLimit
 from birthright.server.routes import attestation, ca, devices, enrollment, products, revocation
+from birthright.server.schemas import ErrorBody
 
 log = logging.getLogger(__name__)
 
@@ -106,8 +107,12 @@ def create_app(backend: Backend) -> FastAPI:
         title="birthright",
         version=__version__,
         description="Factory identity backend: enrollment, issuance, attestation.",
+        # Any operation may meet the body limit, a rate limit or a database away.
         responses={
             400: {"model": None},
+            413: {"model": ErrorBody, "description": "body_too_large"},
+            429: {"model": ErrorBody, "description": "rate_limited (see Retry-After)"},
+            503: {"model": ErrorBody, "description": "db_unavailable (see Retry-After)"},
         },
     )
     app.state.backend = backend
