@@ -35,8 +35,8 @@ HTTP_CODES = {
     404: "not_found",
     405: "method_not_allowed",
     413: "body_too_large",
-    429: "rate_limited",
     415: "unsupported_media_type",
+    429: "rate_limited",
 }
 
 
@@ -144,7 +144,7 @@ def create_app(backend: Backend) -> FastAPI:
             response = error_response(429, exc.code, exc.message, retry_after=exc.retry_after)
             response.headers["Retry-After"] = str(exc.retry_after)
             return response
-        if exc.code == "db_unavailable":
+        if exc.code == DB_UNAVAILABLE:
             return _unavailable()
         return error_response(exc.http_status, exc.code, exc.message)
 
