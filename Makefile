@@ -9,7 +9,7 @@ WORKSPACE ?= demo-workspace
 DEVICES ?= 25
 RECONCILE_ROWS ?= 1000000
 
-.PHONY: setup system-deps venv demo test redteam bench lint typecheck clean
+.PHONY: setup system-deps venv demo test redteam fuzz bench lint typecheck clean
 
 setup: system-deps venv
 
@@ -41,11 +41,18 @@ test: setup
 redteam: setup
 	PYTHONPATH=. BIRTHRIGHT_REDTEAM=1 $(BIN)/pytest -q -p tests.redteam $$($(BIN)/python -m tests.redteam)
 
+# A longer API fuzzing campaign than CI's (examples per operation; random seeds).
+FUZZ_EXAMPLES ?= 1000
+fuzz: setup
+	PYTHONPATH=. BIRTHRIGHT_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) BIRTHRIGHT_FUZZ_RANDOM=1 \
+	  $(BIN)/pytest -q -s tests/integration/test_api_fuzz.py
+
 bench: setup
 	PYTHONPATH=. $(BIN)/python -m bench.enroll
 	PYTHONPATH=. $(BIN)/python -m bench.revocation
 	PYTHONPATH=. $(BIN)/python -m bench.attest
 	PYTHONPATH=. $(BIN)/python -m bench.reconcile --rows $(RECONCILE_ROWS)
+	PYTHONPATH=. $(BIN)/python -m bench.concurrency
 
 lint: venv
 	$(BIN)/ruff check .

@@ -24,6 +24,9 @@ from birthright.settings import Settings, load_settings
 
 PG_ENV = "BIRTHRIGHT_TEST_DATABASE_URL"
 
+#: After the whole suite, scan temp folders, databases and core dumps for leaked secrets.
+pytest_plugins = ["tests.sessionscan"]
+
 
 def _database_params() -> list[object]:
     marks = [] if os.environ.get(PG_ENV) else [pytest.mark.skip(reason=f"{PG_ENV} not set")]

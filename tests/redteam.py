@@ -195,6 +195,42 @@ SCENARIOS = [
         (IT + "test_reconcile.py::test_the_report_names_exactly",),
     ),
     Scenario(
+        "hostile API input: every operation fuzzed from the OpenAPI, stateful sequences",
+        "no 5xx, responses conform, JSON error codes, refusals write nothing",
+        (IT + "test_api_fuzz.py::",),
+    ),
+    Scenario(
+        "flood from one address or one station",
+        "429 rate_limited with Retry-After; other stations go on",
+        (
+            IT + "test_limits.py::test_a_station_over_its_rate_gets_429",
+            IT + "test_limits.py::test_an_address_over_its_rate_gets_429",
+        ),
+    ),
+    Scenario(
+        "oversized or endless request body",
+        "413 body_too_large before the body is held in memory",
+        (
+            IT + "test_limits.py::test_an_endless_streamed_body_is_cut_off_with_413",
+            IT + "test_limits.py::test_a_declared_oversized_body_is_refused",
+        ),
+    ),
+    Scenario(
+        "service killed with SIGKILL in the middle of a burst",
+        "nothing acknowledged lost, nothing doubled, quota exact, audit verifies",
+        (IT + "test_service_crash.py::test_service_killed_mid_burst",),
+    ),
+    Scenario(
+        "database connections killed, PostgreSQL crashed and restarted mid-burst",
+        "503 db_unavailable, never 500; recovers alone; nothing acknowledged lost",
+        (IT + "test_database_faults.py::",),
+    ),
+    Scenario(
+        "60 stations at once on 3 service processes; one nonce raced across them",
+        "no duplicate serial, cap held, the nonce accepted exactly once",
+        (IT + "test_concurrency.py::",),
+    ),
+    Scenario(
         "audit log edited, rows inserted or deleted, tail truncated",
         "audit verify names the first broken link",
         (

@@ -62,6 +62,17 @@ class TransientError(BirthrightError):
     http_status = 503
 
 
+class RateLimitedError(TransientError):
+    """The caller is over its rate limit; retry after ``retry_after`` seconds."""
+
+    code = "rate_limited"
+    http_status = 429
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message, retry_after=retry_after)
+        self.retry_after = retry_after
+
+
 class ConfigError(BirthrightError):
     """The deployment is misconfigured; an operator must act."""
 

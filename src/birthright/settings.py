@@ -42,6 +42,13 @@ class Settings(BaseSettings):
     station_auth: bool = True
     nonce_ttl_seconds: int = Field(default=60, ge=1, le=3600)
     max_body_bytes: int = Field(default=64 * 1024, ge=1024)
+    #: Requests per second per client address (token bucket, per service process; 0: off).
+    #: Many stations of a site may share one address: keep it well above their sum.
+    rate_limit_client_per_second: float = Field(default=1000.0, ge=0)
+    rate_limit_client_burst: int = Field(default=2000, ge=1)
+    #: Requests per second per station (a line needs ~2; the benchmark pushes ~60; 0: off).
+    rate_limit_station_per_second: float = Field(default=100.0, ge=0)
+    rate_limit_station_burst: int = Field(default=200, ge=1)
     log_level: str = "INFO"
     #: How often the service signs the audit chain head (0 disables the checkpointer).
     audit_checkpoint_seconds: float = Field(default=60.0, ge=0)

@@ -18,6 +18,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
+from birthright.db.audit import verify_audit_log
+from birthright.db.engine import make_sessionmaker
 from birthright.server.backend import build_backend
 from birthright.settings import Settings
 from tests.conftest import ServedBackend, ThreadServer, seed_line
@@ -123,6 +125,7 @@ def test_station_killed_mid_unit_finishes_on_restart_without_doubles(
     book = journal_rows(journal)
     assert {c: s for c, (_step, s) in book.items()} == rows["serials"]
     assert {step for step, _serial in book.values()} == {"done"}
+    assert verify_audit_log(make_sessionmaker(served.backend.engine), None).ok
     attest = subprocess.run(
         [
             sys.executable,

@@ -15,13 +15,16 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from birthright import __version__
-from birthright.errors import BirthrightError
+from birthright.errors import BirthrightError, RateLimitedError, TransientError
 from birthright.server import report_schedule
 from birthright.server.backend import Backend
+from birthright.server.limits import ClientRateLimit
 from birthright.server.routes import (
     attestation,
     ca,
@@ -31,8 +34,12 @@ from birthright.server.routes import (
     reports,
     revocation,
 )
+from birthright.server.schemas import ErrorBody
 
 log = logging.getLogger(__name__)
+
+#: The stable code of every answer given while the database cannot be reached.
+DB_UNAVAILABLE = "db_unavailable"
 
 HTTP_CODES = {
     400: "bad_request",
@@ -40,11 +47,20 @@ HTTP_CODES = {
     405: "method_not_allowed",
     413: "body_too_large",
     415: "unsupported_media_type",
+    429: "rate_limited",
 }
 
 
 def error_response(status: int, code: str, message: str, **extra: Any) -> JSONResponse:
     return JSONResponse({"code": code, "message": message, **extra}, status_code=status)
+
+
+def _unavailable() -> JSONResponse:
+    response = error_response(
+        503, DB_UNAVAILABLE, "the database is unavailable; nothing was recorded, retry shortly"
+    )
+    response.headers["Retry-After"] = "1"
+    return response
 
 
 class BodyLimit:
@@ -63,29 +79,38 @@ class BodyLimit:
             await self._refuse(scope, receive, send)
             return
         seen = 0
+        refused = started = False
+
+        async def guarded_send(message: Message) -> None:
+            nonlocal started
+            if refused:
+                return  # the 413 is out: whatever the app makes of the cut body goes nowhere
+            started = True
+            await send(message)
 
         async def limited() -> Message:
-            nonlocal seen
+            # Over the limit, answer 413 at once and tell the app the client went away: the
+            # rest of the body is never read into memory, and no framework in between can
+            # turn the cut into a 400 or a 500.
+            nonlocal seen, refused
+            if refused:
+                return {"type": "http.disconnect"}
             message = await receive()
             seen += len(message.get("body", b""))
             if seen > self.limit:
-                raise _TooLarge
+                if not started:
+                    await self._refuse(scope, receive, send)
+                refused = True
+                return {"type": "http.disconnect"}
             return message
 
-        try:
-            await self.app(scope, limited, send)
-        except _TooLarge:
-            await self._refuse(scope, receive, send)
+        await self.app(scope, limited, guarded_send)
 
     async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
         response = error_response(
             413, "body_too_large", f"request bodies are limited to {self.limit} bytes"
         )
         await response(scope, receive, send)
-
-
-class _TooLarge(Exception):
-    pass
 
 
 @asynccontextmanager
@@ -109,8 +134,12 @@ def create_app(backend: Backend) -> FastAPI:
         title="birthright",
         version=__version__,
         description="Factory identity backend: enrollment, issuance, attestation.",
+        # Any operation may meet the body limit, a rate limit or a database away.
         responses={
             400: {"model": None},
+            413: {"model": ErrorBody, "description": "body_too_large"},
+            429: {"model": ErrorBody, "description": "rate_limited (see Retry-After)"},
+            503: {"model": ErrorBody, "description": "db_unavailable (see Retry-After)"},
         },
         lifespan=_lifespan,
     )
@@ -126,6 +155,26 @@ def create_app(backend: Backend) -> FastAPI:
 
     @app.exception_handler(BirthrightError)
     async def _domain_error(_request: Request, exc: BirthrightError) -> JSONResponse:
+        return error_response(exc.http_status, exc.code, exc.message)
+
+    @app.exception_handler(sa_exc.OperationalError)
+    @app.exception_handler(sa_exc.InterfaceError)
+    @app.exception_handler(sa_exc.DisconnectionError)
+    @app.exception_handler(sa_exc.TimeoutError)
+    async def _database_away(request: Request, exc: Exception) -> JSONResponse:
+        # A dropped connection, a restarting server, an exhausted pool: the request did not
+        # commit, the pool replaces dead connections (pre-ping), a retry will be answered.
+        log.warning("database unavailable path=%s error=%s", request.url.path, type(exc).__name__)
+        return _unavailable()
+
+    @app.exception_handler(TransientError)
+    async def _transient(_request: Request, exc: TransientError) -> JSONResponse:
+        if isinstance(exc, RateLimitedError):
+            response = error_response(429, exc.code, exc.message, retry_after=exc.retry_after)
+            response.headers["Retry-After"] = str(exc.retry_after)
+            return response
+        if exc.code == DB_UNAVAILABLE:
+            return _unavailable()
         return error_response(exc.http_status, exc.code, exc.message)
 
     @app.exception_handler(RequestValidationError)
@@ -152,6 +201,9 @@ def create_app(backend: Backend) -> FastAPI:
     ) -> Response:
         try:
             return await call_next(request)
+        except ClientDisconnect:
+            # The client left, or BodyLimit cut its body and has already answered 413.
+            return error_response(400, "client_disconnected", "the request body was cut off")
         except Exception:
             log.exception("unhandled error path=%s", request.url.path)
             return error_response(500, "internal_error", "the server failed; nothing was changed")
@@ -161,4 +213,5 @@ def create_app(backend: Backend) -> FastAPI:
         return {"status": "ok"}
 
     app.add_middleware(BodyLimit, limit=backend.max_body_bytes)
+    app.add_middleware(ClientRateLimit, limits=backend.limits)  # outermost: sheds floods first
     return app

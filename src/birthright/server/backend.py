@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
 from functools import partial
 
@@ -34,6 +34,7 @@ from birthright.reconcile.service import ReportService, Schedule
 from birthright.reconcile.signing import load_or_create_report_key, sign_report
 from birthright.revocation.publish import IssuingCaSigner
 from birthright.revocation.service import RevocationService
+from birthright.server.limits import Limits
 from birthright.server.station_auth import StationRequestVerifier
 from birthright.settings import Settings
 
@@ -60,6 +61,7 @@ class Backend:
     reports: ReportService
     #: None when the daily report is not generated on a schedule (tests, by default).
     report_schedule: Schedule | None
+    limits: Limits = field(default_factory=Limits)
 
     def close(self) -> None:
         self.engine.dispose()
@@ -92,6 +94,12 @@ def build_backend(settings: Settings, *, ca: FactoryCa | None = None) -> Backend
         firmware=firmware,
         result_signer=result_signer,
         products=SqlProductPolicies(sessions),
+        limits=Limits.from_rates(
+            client_rate=settings.rate_limit_client_per_second,
+            client_burst=settings.rate_limit_client_burst,
+            station_rate=settings.rate_limit_station_per_second,
+            station_burst=settings.rate_limit_station_burst,
+        ),
         operations=Operations(sessions),
         chain=tuple(factory_ca.chain()),
         max_body_bytes=settings.max_body_bytes,

@@ -130,7 +130,7 @@ def _json_or_raise(response: httpx.Response) -> dict[str, Any]:
     code = body.get("code", "unknown") if isinstance(body, dict) else "unknown"
     message = body.get("message", response.text[:200]) if isinstance(body, dict) else ""
     error: BirthrightError
-    if response.status_code >= 500:
+    if response.status_code >= 500 or response.status_code == 429:
         error = TransientError(f"backend error {response.status_code}: {message}", code=code)
     elif response.status_code == 403:
         error = BackendUntrusting(message, code=code)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
 
 from birthright.errors import TrustError
 from birthright.server.backend import Backend
+from birthright.server.limits import Limits
 from birthright.server.schemas import ErrorBody
 from birthright.server.station_auth import authenticated_station
 from birthright.types import StationId
@@ -22,10 +24,27 @@ BackendDep = Annotated[Backend, Depends(_backend)]
 
 
 async def _calling_station(request: Request) -> StationId | None:
-    """The authenticated station, or None when station authentication is switched off."""
+    """The authenticated station, or None when station authentication is switched off.
+
+    The station's rate limit is charged here, on every station route: to the authenticated
+    station (so nobody can spend another station's budget by naming it), or with
+    authentication off to the station the body names."""
+    limits: Limits = _backend(request).limits
     if request.app.state.station_auth is None:
+        limits.check_station(await _claimed_station(request))
         return None
-    return await authenticated_station(request)
+    station = await authenticated_station(request)
+    limits.check_station(station)
+    return station
+
+
+async def _claimed_station(request: Request) -> str:
+    try:
+        body = json.loads(await request.body())
+    except ValueError:
+        return ""
+    claimed = body.get("station_id") if isinstance(body, dict) else None
+    return claimed if isinstance(claimed, str) else ""
 
 
 CallingStation = Annotated[StationId | None, Depends(_calling_station)]

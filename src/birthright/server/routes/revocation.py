@@ -147,7 +147,13 @@ def _ocsp_response(der: bytes) -> Response:
     )
 
 
-@router.get("/ocsp/{request_b64:path}", response_class=Response, summary="OCSP (RFC 6960 GET)")
+@router.get(
+    "/ocsp/{request_b64:path}",
+    response_class=Response,
+    # A path with control characters matches no route at all: a JSON 404, not an OCSP answer.
+    responses={200: {"content": {"application/ocsp-response": {}}}, **errors(404)},
+    summary="OCSP (RFC 6960 GET)",
+)
 def ocsp_get(backend: BackendDep, request_b64: str) -> Response:
     try:
         der = base64.b64decode(request_b64, validate=True)
@@ -159,6 +165,7 @@ def ocsp_get(backend: BackendDep, request_b64: str) -> Response:
 @router.post(
     "/ocsp",
     response_class=Response,
+    responses={200: {"content": {"application/ocsp-response": {}}}},
     summary="OCSP (RFC 6960 POST, application/ocsp-request)",
     openapi_extra={"requestBody": {"content": {"application/ocsp-request": {}}}},
 )
