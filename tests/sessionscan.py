@@ -15,6 +15,7 @@ keys on purpose (see ``INTENDED``).
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -34,6 +35,8 @@ INTENDED = ("leak", "vendor-ca-key", "rogue", "foreign", "software-key", "device
 #: Tests that write a plaintext key on purpose, to see it refused: their temp folder prefixes.
 INTENDED_TESTS = ("test_a_plaintext_key_file_is_r",)
 CORE_NAMES = ("core",)
+#: ``core`` or ``core.<pid>``: not ``core.py`` and friends in installed packages.
+CORE_DUMP_NAME = re.compile(r"^core(\.\d+)?$")
 ENV = "BIRTHRIGHT_LEAK_SCAN"  # "0" switches the scan off (e.g. a quick local -k run)
 
 
@@ -102,7 +105,7 @@ def core_dumps(roots: list[Path]) -> list[Path]:
         if root.is_dir()
         for p in root.rglob("core*")
         if p.is_file()
-        and (p.name == "core" or p.name.startswith("core."))
+        and CORE_DUMP_NAME.match(p.name) is not None
         and (PLANTED not in p.parts or PLANTED in root.parts)
     ]
 

@@ -415,7 +415,8 @@ def test_oid_round_trips(head: tuple[int, int], rest: list[int]) -> None:
     dotted = ".".join(str(a) for a in [*head, *rest])
     body, _ = der.expect(der.encode_oid(dotted), 0, der.TAG_OID)
     assert der.decode_oid(body) == dotted
-    assert x509.ObjectIdentifier(dotted).dotted_string == dotted
+    if all(a < 2**63 for a in [*head, *rest]):  # cryptography's parser stops at 64-bit arcs
+        assert x509.ObjectIdentifier(dotted).dotted_string == dotted
 
 
 @pytest.mark.parametrize("bad", ["", "1", "3.1", "1.40", "1.2.x", "1.-2"])
