@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 
@@ -29,6 +29,7 @@ from birthright.revocation.model import (
     Reason,
     Recall,
     Revocation,
+    RevokedEntry,
     Selection,
 )
 
@@ -36,6 +37,35 @@ from birthright.revocation.model import (
 def _utc(value: datetime) -> datetime:
     """UTC, whatever the engine hands back (SQLite: naive; PostgreSQL: session zone)."""
     return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+#: Rows per fetch while streaming the CRL's entries.
+CRL_BATCH = 10_000
+_CRL_ENTRIES_SQL = (
+    "SELECT cert_serial, revoked_at, reason FROM revocations WHERE released_at IS NULL"
+)
+
+
+class _TimeCache:
+    """Driver time values (SQLite: ISO text; PostgreSQL: aware datetimes) to aware UTC, with
+    the last few cached: a recall gives thousands of rows the same time."""
+
+    def __init__(self) -> None:
+        self.seen: dict[object, datetime] = {}
+
+    def utc(self, raw: object) -> datetime:
+        found = self.seen.get(raw)
+        if found is None:
+            if len(self.seen) > 4096:
+                self.seen.clear()
+            if isinstance(raw, str):
+                found = _utc(datetime.fromisoformat(raw))
+            elif isinstance(raw, datetime):
+                found = _utc(raw)
+            else:
+                raise TypeError(f"unexpected time value from the driver: {type(raw).__name__}")
+            self.seen[raw] = found
+        return found
 
 
 def _revocation(row: RevocationRow) -> Revocation:
@@ -210,13 +240,26 @@ class SqlRevocationTx:
     def crl_state(self) -> CrlState:
         return _crl_state(self._state_row())
 
-    def revocations_in_force(self) -> Sequence[Revocation]:
-        rows = self._s.execute(
-            select(RevocationRow.cert_serial, RevocationRow.revoked_at, RevocationRow.reason)
-            .where(RevocationRow.released_at.is_(None))
-            .order_by(RevocationRow.revoked_at)
-        ).all()
-        return [Revocation(r.cert_serial, "", _utc(r.revoked_at), Reason(r.reason)) for r in rows]
+    def crl_entries(self) -> Iterator[RevokedEntry]:
+        """Streamed in table order through the driver's own cursor, in this transaction (a
+        server-side cursor on PostgreSQL): no ORM or Row objects, no sort, bounded memory."""
+        connection = self._s.connection()
+        dbapi = connection.connection  # the driver connection inside this transaction
+        if connection.dialect.name == "postgresql":
+            cursor = dbapi.cursor(name="birthright_crl_entries")  # server-side
+        else:
+            cursor = dbapi.cursor()
+        times = _TimeCache()
+        utc, seen = times.utc, times.seen
+        reasons = {r.value: r for r in Reason}
+        entry = RevokedEntry._make
+        try:
+            cursor.execute(_CRL_ENTRIES_SQL)
+            while rows := cursor.fetchmany(CRL_BATCH):
+                for cert_serial, raw, reason in rows:
+                    yield entry((cert_serial, seen.get(raw) or utc(raw), reasons[reason]))
+        finally:
+            cursor.close()
 
     def save_crl(self, crl: PublishedCrl) -> None:
         row = self._state_row()

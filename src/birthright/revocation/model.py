@@ -8,7 +8,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
-from typing import Any
+from typing import Any, NamedTuple
 
 from cryptography import x509
 
@@ -87,6 +87,14 @@ class Revocation:
     @property
     def in_force(self) -> bool:
         return self.released_at is None
+
+
+class RevokedEntry(NamedTuple):
+    """One line of the CRL: a tuple, since a fleet's CRL has millions of them."""
+
+    cert_serial: str  # lowercase hex
+    revoked_at: datetime
+    reason: Reason
 
 
 @dataclass(frozen=True)

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from birthright.ca import crl, ocsp
-from birthright.revocation.model import CertStatus, Revocation
+from birthright.revocation.model import CertStatus, RevokedEntry
 
 
 class IssuingCaSigner:
@@ -26,7 +26,7 @@ class IssuingCaSigner:
 
     def sign_crl(
         self,
-        revocations: Sequence[Revocation],
+        revocations: Iterable[RevokedEntry],
         number: int,
         this_update: datetime,
         next_update: datetime,
@@ -34,10 +34,7 @@ class IssuingCaSigner:
         return crl.build_crl(
             issuer_cert=self._cert,
             issuer_key=self._key,
-            entries=(
-                crl.CrlEntry(int(r.cert_serial, 16), r.revoked_at, r.reason.flag)
-                for r in revocations
-            ),
+            entries=revocations,
             number=number,
             this_update=this_update,
             next_update=next_update,
