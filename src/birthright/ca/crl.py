@@ -21,8 +21,6 @@ from birthright.ca import der
 from birthright.ca.profile import authority_key_identifier
 from birthright.revocation.model import Reason, RevokedEntry
 
-#: AlgorithmIdentifier ecdsa-with-SHA256 (RFC 5758 §3.2: parameters absent).
-ECDSA_WITH_SHA256 = der.sequence(der.encode_oid("1.2.840.10045.4.3.2"))
 _OID_CRL_NUMBER = der.encode_oid("2.5.29.20")
 _OID_AKI = der.encode_oid("2.5.29.35")
 _OID_CRL_REASON = der.encode_oid("2.5.29.21")
@@ -121,7 +119,7 @@ def tbs_cert_list(
     )
     return der.sequence(
         der.encode_integer(1),  # v2
-        ECDSA_WITH_SHA256,
+        der.ECDSA_WITH_SHA256,
         issuer.public_bytes(),
         der.encode_time(this_update),
         der.encode_time(next_update),
@@ -157,4 +155,4 @@ def build_crl(
         next_update=next_update,
     )
     signature = issuer_key.sign(tbs, ec.ECDSA(hashes.SHA256()))
-    return der.sequence(tbs, ECDSA_WITH_SHA256, der.encode_bit_string(signature))
+    return der.sequence(tbs, der.ECDSA_WITH_SHA256, der.encode_bit_string(signature))

@@ -99,6 +99,10 @@ def encode_oid(dotted: str) -> bytes:
     return tlv(TAG_OID, bytes(body))
 
 
+#: AlgorithmIdentifier ecdsa-with-SHA256 (RFC 5758 §3.2: parameters absent).
+ECDSA_WITH_SHA256 = sequence(encode_oid("1.2.840.10045.4.3.2"))
+
+
 def decode_oid(body: bytes) -> str:
     """Dotted form of an OBJECT IDENTIFIER's content octets."""
     if not body or body[-1] & 0x80:

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 
-from sqlalchemy import ColumnElement, delete, insert, literal, select, update
+from sqlalchemy import ColumnElement, Engine, delete, insert, literal, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from birthright.audit.events import AuditEvent
@@ -20,6 +20,7 @@ from birthright.db.models import (
     WorkOrderRow,
 )
 from birthright.db.repository import append_audit, unit_of_work
+from birthright.db.status_reader import SqlStatusReader
 from birthright.revocation.model import (
     CertStatus,
     CrlState,
@@ -287,6 +288,10 @@ def _crl_state(row: CrlStateRow | None) -> CrlState:
 class SqlRevocationStore:
     def __init__(self, sessions: sessionmaker[Session]) -> None:
         self._sessions = sessions
+        bind = sessions.kw.get("bind")
+        if not isinstance(bind, Engine):
+            raise TypeError("the revocation store needs sessions bound to an engine")
+        self._status = SqlStatusReader(bind)
 
     @contextmanager
     def transaction(self) -> Iterator[SqlRevocationTx]:
@@ -298,13 +303,4 @@ class SqlRevocationStore:
             return _crl_state(s.get(CrlStateRow, 1))
 
     def cert_status(self, cert_serial: str) -> CertStatus:
-        with self._sessions() as s:
-            known = s.execute(
-                select(DeviceRow.id).where(DeviceRow.cert_serial == cert_serial)
-            ).first()
-            if known is None:
-                return CertStatus("unknown")
-            row = s.get(RevocationRow, cert_serial)
-            if row is None or row.released_at is not None:
-                return CertStatus("good")
-            return CertStatus("revoked", _utc(row.revoked_at), Reason(row.reason))
+        return self._status(cert_serial)

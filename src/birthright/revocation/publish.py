@@ -19,10 +19,16 @@ class IssuingCaSigner:
         issuer_cert: x509.Certificate,
         issuer_key: ec.EllipticCurvePrivateKey,
         ocsp_validity: timedelta = timedelta(hours=1),
+        ocsp_refresh: timedelta = timedelta(minutes=5),
     ) -> None:
         self._cert = issuer_cert
         self._key = issuer_key
-        self._ocsp_validity = ocsp_validity
+        self._ocsp = ocsp.OcspResponder(
+            issuer_cert=issuer_cert,
+            issuer_key=issuer_key,
+            validity=ocsp_validity,
+            refresh=min(ocsp_refresh, ocsp_validity),
+        )
 
     def sign_crl(
         self,
@@ -43,11 +49,4 @@ class IssuingCaSigner:
     def answer_ocsp(
         self, request_der: bytes, status_of: Callable[[int], CertStatus], now: datetime
     ) -> bytes:
-        return ocsp.respond(
-            request_der,
-            issuer_cert=self._cert,
-            issuer_key=self._key,
-            status_of=status_of,
-            now=now,
-            validity=self._ocsp_validity,
-        )
+        return self._ocsp.respond(request_der, status_of, now)

@@ -131,5 +131,7 @@ def create_app(backend: Backend) -> FastAPI:
     def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
+    # Inside the body limit (and the rate limits), outside the catch-all middleware above.
+    app.add_middleware(revocation.OcspFastPath, revocation=backend.revocation)
     app.add_middleware(BodyLimit, limit=backend.max_body_bytes)
     return app
