@@ -126,6 +126,8 @@ class OcspResponder:
         self._responder_id = der.explicit(2, der.tlv(der.TAG_OCTET_STRING, key_hash))
         #: (CertID DER, status) -> (answer DER, when it was signed)
         self._answers: dict[tuple[bytes, CertStatus], tuple[bytes, datetime]] = {}
+        #: request DER (ours, without nonce) -> (serial, CertID DER): parsed once
+        self._requests: dict[bytes, tuple[int, bytes]] = {}
 
     def _ours(self, algorithm: hashes.HashAlgorithm) -> tuple[bytes, bytes]:
         found = self._hashes.get(algorithm.name)
@@ -137,6 +139,10 @@ class OcspResponder:
         self, request_der: bytes, status_of: Callable[[int], CertStatus], now: datetime
     ) -> bytes:
         """A signed answer for the single certificate ``request_der`` asks about."""
+        known = self._requests.get(request_der)  # RFC 5019 clients repeat identical requests
+        if known is not None:
+            serial, cert_id = known
+            return self._answer(cert_id, status_of, serial, now)
         if len(request_der) > MAX_REQUEST_BYTES:
             return unsuccessful(ocsp.OCSPResponseStatus.MALFORMED_REQUEST)
         try:
@@ -150,12 +156,29 @@ class OcspResponder:
             return unsuccessful(ocsp.OCSPResponseStatus.MALFORMED_REQUEST)
         if asked != self._ours(algorithm):
             return unsuccessful(ocsp.OCSPResponseStatus.UNAUTHORIZED)
+        if nonce is not None:
+            try:
+                status = status_of(serial)
+            except TransientError:
+                return unsuccessful(ocsp.OCSPResponseStatus.TRY_LATER)
+            return self._sign(cert_id, status, now, nonce)
+        if len(self._requests) >= self._cache_size:
+            self._requests.clear()
+        self._requests[request_der] = (serial, cert_id)
+        return self._answer(cert_id, status_of, serial, now)
+
+    def _answer(
+        self,
+        cert_id: bytes,
+        status_of: Callable[[int], CertStatus],
+        serial: int,
+        now: datetime,
+    ) -> bytes:
+        """The answer to a request without nonce: the kept one while fresh, else signed now."""
         try:
             status = status_of(serial)
         except TransientError:
             return unsuccessful(ocsp.OCSPResponseStatus.TRY_LATER)
-        if nonce is not None:
-            return self._sign(cert_id, status, now, nonce)
         key = (cert_id, status)
         cached = self._answers.get(key)
         if cached is not None and cached[1] <= now < cached[1] + self._refresh:
