@@ -292,6 +292,8 @@ class SqlRevocationStore:
         if not isinstance(bind, Engine):
             raise TypeError("the revocation store needs sessions bound to an engine")
         self._status = SqlStatusReader(bind)
+        #: The latest CRL this process has read: CRL numbers are never reused.
+        self._published: PublishedCrl | None = None
 
     @contextmanager
     def transaction(self) -> Iterator[SqlRevocationTx]:
@@ -299,8 +301,26 @@ class SqlRevocationStore:
             yield SqlRevocationTx(session)
 
     def crl_state(self) -> CrlState:
+        """The state row without its CRL blob, which is read only when its number is new to
+        this process: a CRL of a million entries is 49 MB, and every CRL download asks."""
+        r = CrlStateRow
         with self._sessions() as s:
-            return _crl_state(s.get(CrlStateRow, 1))
+            head = s.execute(
+                select(r.crl_number, r.dirty, r.last_generated_at, r.next_update).where(r.id == 1)
+            ).one_or_none()
+            if head is None:
+                return CrlState(0, True, None)
+            kept = self._published
+            if head.last_generated_at is None or head.next_update is None:
+                return CrlState(head.crl_number, head.dirty, None)
+            if kept is None or kept.number != head.crl_number:
+                der = s.execute(select(r.crl_der).where(r.id == 1)).scalar_one_or_none()
+                if not der:
+                    return CrlState(head.crl_number, head.dirty, None)
+                kept = self._published = PublishedCrl(
+                    der, head.crl_number, _utc(head.last_generated_at), _utc(head.next_update)
+                )
+            return CrlState(head.crl_number, head.dirty, kept)
 
     def cert_status(self, cert_serial: str) -> CertStatus:
         return self._status(cert_serial)

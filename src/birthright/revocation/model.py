@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from collections.abc import Iterable, Mapping
@@ -267,6 +268,11 @@ class PublishedCrl:
     number: int
     this_update: datetime
     next_update: datetime
+
+    @functools.cached_property
+    def digest(self) -> str:
+        """SHA-256 of the DER, hex (for an ETag): computed once per CRL, not per download."""
+        return hashlib.sha256(self.der).hexdigest()
 
 
 @dataclass(frozen=True)

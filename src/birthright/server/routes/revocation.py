@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 import logging
 from datetime import UTC, datetime
 from email.utils import format_datetime
@@ -132,7 +131,7 @@ def _revocation(r: Revocation) -> RevocationResponse:
 )
 def crl(backend: BackendDep, if_none_match: Annotated[str | None, Header()] = None) -> Response:
     published = backend.revocation.crl()
-    etag = f'"{published.number}-{hashlib.sha256(published.der).hexdigest()[:16]}"'
+    etag = f'"{published.number}-{published.digest[:16]}"'
     headers = {
         "Cache-Control": f"public, max-age={CRL_MAX_AGE}",
         "ETag": etag,
