@@ -33,8 +33,9 @@ from birthright.revocation.model import CertStatus, Reason
 
 #: Longest request body accepted (a single-certificate request is about 100 bytes).
 MAX_REQUEST_BYTES = 4096
-#: Signed answers kept per responder (a few hundred bytes each).
-CACHE_SIZE = 200_000
+#: Signed answers (and parsed requests) kept per responder: under 1 KB each with their keys,
+#: so at most ~50 MB per process. Past it the cache starts over; an answer costs one signature.
+CACHE_SIZE = 50_000
 
 _ID_PKIX_OCSP_BASIC = der.encode_oid("1.3.6.1.5.5.7.48.1.1")
 _ID_PKIX_OCSP_NONCE = der.encode_oid("1.3.6.1.5.5.7.48.1.2")
