@@ -90,6 +90,15 @@ def service(
     workspace: Path, port: int, *, extra: list[str] | None = None, ca_file: Path | None = None
 ) -> Iterator[str]:
     """``birthright serve`` as a child process; stopped and reaped on exit."""
+    with service_process(workspace, port, extra=extra, ca_file=ca_file) as (url, _proc):
+        yield url
+
+
+@contextmanager
+def service_process(
+    workspace: Path, port: int, *, extra: list[str] | None = None, ca_file: Path | None = None
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """``service`` that also hands out the process (to read its CPU time)."""
     log = (workspace / "bench-serve.log").open("ab")
     proc = subprocess.Popen(
         [
@@ -122,7 +131,7 @@ def service(
             if proc.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"service did not start; see {workspace / 'bench-serve.log'}")
             time.sleep(0.1)
-        yield url
+        yield url, proc
     finally:
         proc.terminate()
         try:
@@ -131,3 +140,18 @@ def service(
             proc.kill()
             proc.wait()
         log.close()
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds a process has used so far (Linux ``/proc``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def no_rate_limits() -> dict[str, float]:
+    """Settings that switch the service's rate limits off, where this version has them:
+    a benchmark's one client address would otherwise be throttled like a flood."""
+    from birthright.settings import Settings
+
+    wanted = ("rate_limit_client_per_second", "rate_limit_station_per_second")
+    return {key: 0.0 for key in wanted if key in Settings.model_fields}

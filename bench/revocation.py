@@ -10,6 +10,7 @@ revocation service's ``crl()`` (forced to re-sign each run), ``POST /ocsp`` on
 from __future__ import annotations
 
 import argparse
+import http.client
 import os
 import random
 import shutil
@@ -18,6 +19,7 @@ import statistics
 import subprocess
 import threading
 import time
+import urllib.parse
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,7 +30,16 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from cryptography.x509 import ocsp
 
-from bench.common import Figure, figure, free_port, print_table, record, service
+from bench.common import (
+    Figure,
+    cpu_seconds,
+    figure,
+    free_port,
+    no_rate_limits,
+    print_table,
+    record,
+    service_process,
+)
 
 BATCH = 20_000
 GOOD = 100  # active units, so that OCSP also answers "good"
@@ -51,9 +62,10 @@ def setup_workspace(ws: Path, *, database_url: str) -> None:
     from birthright.db.migrate import upgrade
     from birthright.settings import load_settings, write_settings_file
 
-    settings = load_settings(ws, database_url=database_url, port=free_port())
+    limits = no_rate_limits()
+    settings = load_settings(ws, database_url=database_url, port=free_port(), **limits)
     settings.ws.create()
-    write_settings_file(settings, ("database_url", "port"))
+    write_settings_file(settings, ("database_url", "port", *limits))
     if database_url.startswith("postgresql"):
         from sqlalchemy import text
 
@@ -68,7 +80,15 @@ def setup_workspace(ws: Path, *, database_url: str) -> None:
     init_workspace_pki(settings, now=datetime.now(UTC))
 
 
-def bulk_insert(database_url: str, revoked: list[str], good: list[str]) -> float:
+def bulk_insert(
+    database_url: str,
+    revoked: list[str],
+    good: list[str],
+    *,
+    product: str = "BENCH",
+    first_id: int = 0,
+    station: bool = True,
+) -> float:
     """Devices (revoked, then ``good`` active ones) and their revocation rows; seconds."""
     from sqlalchemy import insert
 
@@ -77,35 +97,37 @@ def bulk_insert(database_url: str, revoked: list[str], good: list[str]) -> float
 
     engine = make_engine(database_url)
     start = time.perf_counter()
-    with engine.begin() as conn:
-        conn.execute(
-            insert(StationRow),
-            [
-                {
-                    "station_id": "bench",
-                    "site": "s1",
-                    "line": "l1",
-                    "status": "active",
-                    "created_at": REVOKED_AT,
-                    "last_counter": 0,
-                }
-            ],
-        )
+    if station:
+        with engine.begin() as conn:
+            conn.execute(
+                insert(StationRow),
+                [
+                    {
+                        "station_id": "bench",
+                        "site": "s1",
+                        "line": "l1",
+                        "status": "active",
+                        "created_at": REVOKED_AT,
+                        "last_counter": 0,
+                    }
+                ],
+            )
     everything = [(s, "revoked") for s in revoked] + [(s, "active") for s in good]
     for first in range(0, len(everything), BATCH):
         chunk = everything[first : first + BATCH]
+        base = first_id + first
         with engine.begin() as conn:
             conn.execute(
                 insert(DeviceRow),
                 [
                     {
-                        "serial": f"BR{first + i:010d}",
-                        "chip_id": f"chip-{first + i}",
-                        "key_fingerprint": f"{first + i:064x}",
+                        "serial": f"BR{base + i:010d}",
+                        "chip_id": f"chip-{base + i}",
+                        "key_fingerprint": f"{base + i:064x}",
                         "public_key_der": PLACEHOLDER,
                         "cert_serial": cert,
                         "cert_der": PLACEHOLDER,
-                        "product": "BENCH",
+                        "product": product,
                         "station_id": "bench",
                         "work_order_id": None,
                         "status": status,
@@ -117,7 +139,7 @@ def bulk_insert(database_url: str, revoked: list[str], good: list[str]) -> float
             rows = [
                 {
                     "cert_serial": cert,
-                    "serial": f"BR{first + i:010d}",
+                    "serial": f"BR{base + i:010d}",
                     "revoked_at": REVOKED_AT,
                     "reason": "keyCompromise",
                     "recall_id": None,
@@ -230,10 +252,16 @@ def ocsp_load(
     *,
     threads: int,
     seconds: float,
-    verify: ssl.SSLContext | bool,
+    tls: ssl.SSLContext | None,
     keep_alive: bool = True,
 ) -> tuple[float, list[float]]:
-    """``threads`` clients POSTing for ``seconds``: (answers/s, latencies in ms)."""
+    """``threads`` clients POSTing for ``seconds``: (answers/s, latencies in ms).
+
+    The client is the standard library's ``http.client``: a light client leaves more of the
+    two shared cores to the server under test (the same client loads both responders).
+    """
+    parts = urllib.parse.urlsplit(url)
+    host, port, path = parts.hostname or "127.0.0.1", parts.port, parts.path or "/"
     latencies: list[list[float]] = [[] for _ in range(threads)]
     stop = time.perf_counter() + seconds
     errors: list[str] = []
@@ -241,19 +269,34 @@ def ocsp_load(
     if not keep_alive:  # openssl ocsp serves one connection at a time
         headers["Connection"] = "close"
 
+    def connect() -> http.client.HTTPConnection:
+        if tls is not None:
+            return http.client.HTTPSConnection(host, port, context=tls, timeout=30)
+        return http.client.HTTPConnection(host, port, timeout=30)
+
     def worker(k: int) -> None:
         mine = latencies[k]
         i = k
-        with httpx.Client(verify=verify, timeout=30) as client:
+        conn = connect()
+        try:
             while time.perf_counter() < stop:
                 body = requests[i % len(requests)]
                 i += threads
                 t0 = time.perf_counter()
-                r = client.post(url, content=body, headers=headers)
+                if not keep_alive:
+                    conn.close()
+                    conn = connect()
+                conn.request("POST", path, body=body, headers=headers)
+                response = conn.getresponse()
+                response.read()
                 mine.append((time.perf_counter() - t0) * 1000)
-                if r.status_code != 200:
-                    errors.append(f"HTTP {r.status_code}")
+                if response.status != 200:
+                    errors.append(f"HTTP {response.status}")
                     return
+        except OSError as e:
+            errors.append(repr(e))
+        finally:
+            conn.close()
 
     start = time.perf_counter()
     pool = [threading.Thread(target=worker, args=(k,)) for k in range(threads)]
@@ -398,93 +441,7 @@ def bench_database(
     )
 
     # 2. OCSP over HTTPS against the service, and openssl ocsp over plain HTTP.
-    picks = [int(s, 16) for s in rng.sample(revoked, 2000)] + [int(s, 16) for s in good]
-    picks += [rng.getrandbits(120) | (1 << 119) for _ in range(20)]  # unknown
-    rng.shuffle(picks)
-    bodies = ocsp_requests(ws, picks)
-    revoked_set = {int(s, 16) for s in revoked}
-    good_set = {int(s, 16) for s in good}
-    expect = [
-        "revoked" if p in revoked_set else "good" if p in good_set else "unknown"
-        for p in picks[:50]
-    ]
-    ca_file = ws / "ca" / "root.pem"
-    verify = ssl.create_default_context(cafile=str(ca_file))
-    with service(ws, free_port(), ca_file=ca_file) as base:
-        check_answers(f"{base}/ocsp", bodies[:50], expect, verify)
-        latencies: list[float] = []
-
-        def ours_ocsp(base: str = base, latencies: list[float] = latencies) -> float:
-            rate, lat = ocsp_load(
-                f"{base}/ocsp",
-                bodies,
-                threads=args.ocsp_threads,
-                seconds=args.ocsp_seconds,
-                verify=verify,
-            )
-            latencies.extend(lat)
-            return rate
-
-        ours_rate = figure(
-            f"OCSP answers/s, HTTPS, {args.ocsp_threads} threads, {tag}",
-            "answers/s",
-            ours_ocsp,
-            runs=args.runs,
-        )
-        ours_lat = list(latencies)
-    ref_rate: Figure | None = None
-    ref_lat: list[float] = []
-    if not args.no_openssl_ocsp:
-        port = free_port()
-        t0 = time.perf_counter()
-        proc = openssl_ocsp_responder(ws, conf, port)
-        print(f"openssl ocsp read its index in {time.perf_counter() - t0:.1f} s")
-        try:
-            # openssl says "unknown" for every serial not in its index, as we do.
-            check_answers(f"http://127.0.0.1:{port}/", bodies[:50], expect, True)
-
-            def openssl_ocsp(port: int = port) -> float:
-                rate, lat = ocsp_load(
-                    f"http://127.0.0.1:{port}/",
-                    bodies,
-                    threads=args.ocsp_threads,
-                    seconds=args.ocsp_seconds,
-                    verify=True,
-                    keep_alive=False,
-                )
-                ref_lat.extend(lat)
-                return rate
-
-            ref_rate = figure(
-                f"openssl ocsp answers/s, HTTP, 1 process, {n:,} entries",
-                "answers/s",
-                openssl_ocsp,
-                runs=args.runs,
-            )
-        finally:
-            proc.terminate()
-            proc.wait(timeout=10)
-    if ref_rate is not None:
-        ours_rate.reference, ours_rate.reference_median = "openssl ocsp", ref_rate.median
-        ours_rate.ratio = ours_rate.median / ref_rate.median
-    figures.append(ours_rate)
-    for q in (50, 99):
-        mine = percentile(ours_lat, q)
-        lat = Figure(
-            f"OCSP latency p{q}, HTTPS, {args.ocsp_threads} threads, {tag}",
-            "ms",
-            mine,
-            mine,
-            mine,
-            args.runs,
-            note=f"over all requests of the {args.runs} runs",
-        )
-        if ref_lat:
-            lat.reference, lat.reference_median = "openssl ocsp", percentile(ref_lat, q)
-            lat.ratio = mine / lat.reference_median
-        figures.append(lat)
-    if ref_rate is not None:
-        figures.append(ref_rate)
+    figures += ocsp_figures(args, ws, conf, revoked, good, rng, tag)
 
     # 3. The attestation path's status read, one unit among N.
     serials = [f"BR{i:010d}" for i in range(n + GOOD)]
@@ -497,7 +454,223 @@ def bench_database(
             note=f"median of {args.lookups:,} lookups per run",
         )
     )
+
+    # 4. A recall of many active units (preview + execute), last: it revokes them.
+    if args.recall_units:
+        figures += recall_figures(args, ws, db_url, rng, first_id=n + GOOD, tag=tag)
     return figures
+
+
+def ocsp_figures(
+    args: argparse.Namespace,
+    ws: Path,
+    conf: Path,
+    revoked: list[str],
+    good: list[str],
+    rng: random.Random,
+    tag: str,
+) -> list[Figure]:
+    """Answers/s, p50/p99 and server CPU per answer: ours (HTTPS) and openssl ocsp (HTTP)."""
+    n = len(revoked)
+    picks = [int(s, 16) for s in rng.sample(revoked, 2000)] + [int(s, 16) for s in good]
+    picks += [rng.getrandbits(120) | (1 << 119) for _ in range(20)]  # unknown
+    rng.shuffle(picks)
+    bodies = ocsp_requests(ws, picks)
+    revoked_set = {int(s, 16) for s in revoked}
+    good_set = {int(s, 16) for s in good}
+    expect = [
+        "revoked" if p in revoked_set else "good" if p in good_set else "unknown"
+        for p in picks[:50]
+    ]
+    ca_file = ws / "ca" / "root.pem"
+    tls = ssl.create_default_context(cafile=str(ca_file))
+    label = f"HTTPS, {args.ocsp_threads} threads, {tag}"
+    ours_lat: list[float] = []
+    ours_cpu: list[float] = []
+    with service_process(ws, free_port(), ca_file=ca_file) as (base, proc):
+        check_answers(f"{base}/ocsp", bodies[:50], expect, tls)
+        # warm up: every answer signed once, as a replica that has been up a while
+        ocsp_load(f"{base}/ocsp", bodies, threads=args.ocsp_threads, seconds=2, tls=tls)
+
+        def ours_ocsp(base: str = base, pid: int = proc.pid) -> float:
+            return _timed_load(
+                f"{base}/ocsp", bodies, args, tls=tls, pid=pid, lat=ours_lat, cpu=ours_cpu
+            )
+
+        ours_rate = figure(f"OCSP answers/s, {label}", "answers/s", ours_ocsp, runs=args.runs)
+    ref_rate: Figure | None = None
+    ref_lat: list[float] = []
+    ref_cpu: list[float] = []
+    if not args.no_openssl_ocsp:
+        port = free_port()
+        t0 = time.perf_counter()
+        responder = openssl_ocsp_responder(ws, conf, port)
+        print(f"openssl ocsp read its index in {time.perf_counter() - t0:.1f} s")
+        try:
+            # openssl says "unknown" for every serial not in its index, as we do.
+            check_answers(f"http://127.0.0.1:{port}/", bodies[:50], expect, True)
+
+            def openssl_ocsp(port: int = port, pid: int = responder.pid) -> float:
+                return _timed_load(
+                    f"http://127.0.0.1:{port}/",
+                    bodies,
+                    args,
+                    tls=None,
+                    pid=pid,
+                    lat=ref_lat,
+                    cpu=ref_cpu,
+                    keep_alive=False,
+                )
+
+            ref_rate = figure(
+                f"openssl ocsp answers/s, HTTP, 1 process, {n:,} entries",
+                "answers/s",
+                openssl_ocsp,
+                runs=args.runs,
+            )
+        finally:
+            responder.terminate()
+            responder.wait(timeout=10)
+    figures: list[Figure] = []
+    if ref_rate is not None:
+        ours_rate.reference, ours_rate.reference_median = "openssl ocsp", ref_rate.median
+        ours_rate.ratio = ours_rate.median / ref_rate.median
+    figures.append(ours_rate)
+    for q in (50, 99):
+        mine = percentile(ours_lat, q)
+        lat = Figure(
+            f"OCSP latency p{q}, {label}",
+            "ms",
+            mine,
+            mine,
+            mine,
+            args.runs,
+            note=f"over all requests of the {args.runs} runs",
+        )
+        if ref_lat:
+            lat.reference, lat.reference_median = "openssl ocsp", percentile(ref_lat, q)
+            lat.ratio = mine / lat.reference_median
+        figures.append(lat)
+    cpu = Figure(
+        f"OCSP server CPU per answer, {label}",
+        "µs",
+        statistics.median(ours_cpu),
+        min(ours_cpu),
+        max(ours_cpu),
+        args.runs,
+        note="server process user+system CPU / answers: what one core of a replica costs",
+    )
+    if ref_cpu:
+        cpu.reference, cpu.reference_median = "openssl ocsp", statistics.median(ref_cpu)
+        cpu.ratio = cpu.median / cpu.reference_median
+    figures.append(cpu)
+    if ref_rate is not None:
+        figures.append(ref_rate)
+    return figures
+
+
+def _timed_load(
+    url: str,
+    bodies: list[bytes],
+    args: argparse.Namespace,
+    *,
+    tls: ssl.SSLContext | None,
+    pid: int,
+    lat: list[float],
+    cpu: list[float],
+    keep_alive: bool = True,
+) -> float:
+    """One load run: answers/s; latencies and the server's CPU µs per answer appended."""
+    before = cpu_seconds(pid)
+    rate, latencies = ocsp_load(
+        url,
+        bodies,
+        threads=args.ocsp_threads,
+        seconds=args.ocsp_seconds,
+        tls=tls,
+        keep_alive=keep_alive,
+    )
+    cpu.append((cpu_seconds(pid) - before) * 1e6 / len(latencies))
+    lat.extend(latencies)
+    return rate
+
+
+def recall_figures(
+    args: argparse.Namespace,
+    ws: Path,
+    db_url: str,
+    rng: random.Random,
+    *,
+    first_id: int,
+    tag: str,
+) -> list[Figure]:
+    """Preview + execute of a recall of ``--recall-units`` active units of one product,
+    through ``RevocationService`` (the API's code path), among the N revoked ones."""
+    from sqlalchemy import delete, update
+
+    from birthright.db.models import DeviceRow, RevocationRow
+    from birthright.revocation.model import Reason, Selection
+    from birthright.server.backend import build_backend
+    from birthright.settings import load_settings
+
+    units = args.recall_units
+    serials: set[str] = set()
+    while len(serials) < units:  # top bit 118: never one of the N revoked (bit 119)
+        serials.add(format(rng.getrandbits(118) | (1 << 118), "x"))
+    inserted = bulk_insert(
+        db_url, [], sorted(serials), product="RECALL", first_id=first_id, station=False
+    )
+    print(f"inserted {units:,} active units to recall in {inserted:.1f} s")
+    backend = build_backend(load_settings(ws, database_url=db_url))
+    previews: list[float] = []
+    executions: list[float] = []
+    try:
+        for _ in range(args.runs):
+            t0 = time.perf_counter()
+            preview = backend.revocation.preview(Selection(product="RECALL"), Reason.superseded)
+            t1 = time.perf_counter()
+            result = backend.revocation.execute(preview.token)
+            t2 = time.perf_counter()
+            if preview.count != units or result.revoked != units:
+                raise RuntimeError(f"recall revoked {result.revoked} of {units}")
+            previews.append(t1 - t0)
+            executions.append(t2 - t1)
+            with backend.sessions.begin() as s:  # back to active for the next run
+                s.execute(delete(RevocationRow).where(RevocationRow.recall_id == result.recall_id))
+                s.execute(
+                    update(DeviceRow).where(DeviceRow.product == "RECALL").values(status="active")
+                )
+    finally:
+        backend.close()
+    totals = [p + e for p, e in zip(previews, executions, strict=True)]
+    name = f"recall of {units:,} units"
+    return [
+        Figure(
+            f"{name} (preview + execute), {tag}",
+            "s",
+            statistics.median(totals),
+            min(totals),
+            max(totals),
+            args.runs,
+            note="RevocationService.preview then .execute, in process",
+        ),
+        Figure(
+            f"{name}: preview, {tag}",
+            "s",
+            statistics.median(previews),
+            min(previews),
+            max(previews),
+            args.runs,
+        ),
+        Figure(
+            f"{name}: execute, {tag}",
+            "s",
+            statistics.median(executions),
+            min(executions),
+            max(executions),
+            args.runs,
+        ),
+    ]
 
 
 def main() -> None:
@@ -508,6 +681,14 @@ def main() -> None:
     parser.add_argument("--ocsp-threads", type=int, default=4)
     parser.add_argument("--lookups", type=int, default=10_000)
     parser.add_argument("--no-openssl-ocsp", action="store_true", help="skip the OCSP reference")
+    parser.add_argument(
+        "--recall-units", type=int, default=100_000, help="units in the recall figure (0: skip)"
+    )
+    parser.add_argument(
+        "--databases",
+        default="sqlite,postgresql",
+        help="comma-separated; postgresql needs BIRTHRIGHT_BENCH_DATABASE_URL",
+    )
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/birthright-bench"))
     args = parser.parse_args()
     n = args.entries
@@ -516,8 +697,11 @@ def main() -> None:
     rng.shuffle(every)
     revoked, good = every[:n], every[n:]
     figures: list[Figure] = []
-    databases = {"sqlite": "sqlite:///{ws}/birthright.db"}
-    if os.environ.get("BIRTHRIGHT_BENCH_DATABASE_URL"):
+    wanted = args.databases.split(",")
+    databases: dict[str, str] = {}
+    if "sqlite" in wanted:
+        databases["sqlite"] = "sqlite:///{ws}/birthright.db"
+    if "postgresql" in wanted and os.environ.get("BIRTHRIGHT_BENCH_DATABASE_URL"):
         databases["postgresql"] = os.environ["BIRTHRIGHT_BENCH_DATABASE_URL"]
     for db_name, url_template in databases.items():
         figures += bench_database(args, db_name, url_template, revoked, good, rng)

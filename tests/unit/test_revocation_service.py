@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -21,6 +21,7 @@ from birthright.revocation.model import (
     Reason,
     Recall,
     Revocation,
+    RevokedEntry,
     Selection,
     matched_digest,
 )
@@ -126,8 +127,10 @@ class FakeTx:
     def crl_state(self) -> CrlState:
         return self.s.crl
 
-    def revocations_in_force(self) -> Sequence[Revocation]:
-        return [r for r in self.s.revocations.values() if r.in_force]
+    def crl_entries(self) -> Iterator[RevokedEntry]:
+        for r in self.s.revocations.values():
+            if r.in_force:
+                yield RevokedEntry(r.cert_serial, r.revoked_at, r.reason)
 
     def save_crl(self, crl: PublishedCrl) -> None:
         self.s.crl = CrlState(crl.number, False, crl)
@@ -178,8 +181,9 @@ class FakeSigner:
         self.signed: list[tuple[int, int]] = []
 
     def sign_crl(
-        self, revocations: Sequence[Revocation], number: int, this: datetime, nxt: datetime
+        self, revocations: Iterable[RevokedEntry], number: int, this: datetime, nxt: datetime
     ) -> bytes:
+        revocations = list(revocations)
         self.signed.append((number, len(revocations)))
         return f"crl-{number}-{len(revocations)}".encode()
 

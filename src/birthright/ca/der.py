@@ -1,4 +1,5 @@
-"""A very small, strict DER codec: just what ``hardwareModuleName`` needs (RFC 4108).
+"""A very small, strict DER codec: what ``hardwareModuleName`` (RFC 4108) and the hot paths of
+revocation (CRL entries, OCSP answers) need.
 
 ``cryptography`` builds an ``otherName`` from the DER of its value but has no public encoder for
 arbitrary ASN.1, and a whole ASN.1 library for one ``SEQUENCE { OID, OCTET STRING }`` is not
@@ -7,9 +8,17 @@ worth a dependency. The decoder accepts only definite, minimal (DER) lengths.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from birthright.errors import InputError
 
+TAG_INTEGER = 0x02
+TAG_BIT_STRING = 0x03
 TAG_OCTET_STRING = 0x04
+TAG_NULL = 0x05
+TAG_ENUMERATED = 0x0A
+TAG_UTC_TIME = 0x17
+TAG_GENERALIZED_TIME = 0x18
 TAG_OID = 0x06
 TAG_SEQUENCE = 0x30
 
@@ -29,6 +38,48 @@ def tlv(tag: int, value: bytes) -> bytes:
     return bytes([tag]) + encode_length(len(value)) + value
 
 
+def sequence(*items: bytes) -> bytes:
+    return tlv(TAG_SEQUENCE, b"".join(items))
+
+
+def explicit(number: int, value: bytes) -> bytes:
+    """``[number] EXPLICIT``: a constructed context-specific tag around ``value``."""
+    return tlv(0xA0 | number, value)
+
+
+def encode_integer(value: int) -> bytes:
+    """DER of an INTEGER (two's complement, minimal)."""
+    length = (value.bit_length() + 8) // 8 if value >= 0 else (value + 1).bit_length() // 8 + 1
+    return tlv(TAG_INTEGER, value.to_bytes(length, "big", signed=True))
+
+
+def encode_time(when: datetime) -> bytes:
+    """RFC 5280 §4.1.2.5 Time: UTCTime through 2049, GeneralizedTime from 2050; whole seconds."""
+    if when.tzinfo is None:
+        raise ValueError("DER times must be timezone-aware")
+    u = when.astimezone(UTC)
+    if 1950 <= u.year < 2050:
+        text = (
+            f"{u.year % 100:02d}{u.month:02d}{u.day:02d}{u.hour:02d}{u.minute:02d}{u.second:02d}Z"
+        )
+        return tlv(TAG_UTC_TIME, text.encode())
+    return encode_generalized_time(u)
+
+
+def encode_generalized_time(when: datetime) -> bytes:
+    """GeneralizedTime in UTC, whole seconds (RFC 5280 §4.1.2.5.2, RFC 6960 answers)."""
+    if when.tzinfo is None:
+        raise ValueError("DER times must be timezone-aware")
+    u = when.astimezone(UTC)
+    text = f"{u.year:04d}{u.month:02d}{u.day:02d}{u.hour:02d}{u.minute:02d}{u.second:02d}Z"
+    return tlv(TAG_GENERALIZED_TIME, text.encode())
+
+
+def encode_bit_string(value: bytes) -> bytes:
+    """A BIT STRING of whole octets (no unused bits), as signatures are."""
+    return tlv(TAG_BIT_STRING, b"\x00" + value)
+
+
 def encode_oid(dotted: str) -> bytes:
     """DER of an OBJECT IDENTIFIER given in dotted form, e.g. ``1.3.6.1.5.5.7.8.4``."""
     try:
@@ -46,6 +97,10 @@ def encode_oid(dotted: str) -> bytes:
             arc >>= 7
         body.extend(reversed(chunk))
     return tlv(TAG_OID, bytes(body))
+
+
+#: AlgorithmIdentifier ecdsa-with-SHA256 (RFC 5758 §3.2: parameters absent).
+ECDSA_WITH_SHA256 = sequence(encode_oid("1.2.840.10045.4.3.2"))
 
 
 def decode_oid(body: bytes) -> str:

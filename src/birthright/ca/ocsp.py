@@ -1,11 +1,21 @@
 """OCSP responses (RFC 6960) signed by the issuing CA itself. Pure: request bytes in, DER out.
 
 Every input, however broken, gets an OCSP response: a malformed request a ``malformedRequest``
-status, a question about another CA's certificate ``unauthorized``, never an exception.
+status, a question about another CA's certificate ``unauthorized``, a status that cannot be
+read now ``tryLater``; never an exception.
+
+Answers are pre-produced in the RFC 5019 sense: a signed answer is kept, per certificate and
+status, and served again until it is ``refresh`` old (its nextUpdate is ``validity`` after its
+thisUpdate). The status is looked up on every request, so a revocation changes the answer at
+once; only a request carrying a nonce gets a freshly signed answer of its own. The
+BasicOCSPResponse is encoded here (``ca.der``) and signed by ``cryptography``; requests are
+parsed by ``cryptography``.
 """
 
 from __future__ import annotations
 
+import functools
+import hashlib
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
@@ -16,34 +26,192 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from cryptography.x509 import ocsp
 
-from birthright.revocation.model import CertStatus
+from birthright.ca import der
+from birthright.ca.crl import REASON_CODES
+from birthright.errors import TransientError
+from birthright.revocation.model import CertStatus, Reason
 
 #: Longest request body accepted (a single-certificate request is about 100 bytes).
 MAX_REQUEST_BYTES = 4096
+#: Signed answers (and parsed requests) kept per responder: under 1 KB each with their keys,
+#: so at most ~50 MB per process. Past it the cache starts over; an answer costs one signature.
+CACHE_SIZE = 50_000
 
-_STATUS = {
-    "good": ocsp.OCSPCertStatus.GOOD,
-    "revoked": ocsp.OCSPCertStatus.REVOKED,
-    "unknown": ocsp.OCSPCertStatus.UNKNOWN,
-}
+_ID_PKIX_OCSP_BASIC = der.encode_oid("1.3.6.1.5.5.7.48.1.1")
+_ID_PKIX_OCSP_NONCE = der.encode_oid("1.3.6.1.5.5.7.48.1.2")
+_GOOD = b"\x80\x00"  # [0] IMPLICIT NULL
+_UNKNOWN = b"\x82\x00"  # [2] IMPLICIT NULL
 
 
+@functools.cache
 def unsuccessful(status: ocsp.OCSPResponseStatus) -> bytes:
-    return ocsp.OCSPResponseBuilder.build_unsuccessful(status).public_bytes(Encoding.DER)
+    """``OCSPResponse { responseStatus }`` without responseBytes (RFC 6960 §4.2.1)."""
+    return der.sequence(der.tlv(der.TAG_ENUMERATED, bytes([status.value])))
 
 
 def _issuer_hashes(
     issuer_cert: x509.Certificate, algorithm: hashes.HashAlgorithm
 ) -> tuple[bytes, bytes]:
     """(issuerNameHash, issuerKeyHash) of our issuing CA under the request's hash algorithm."""
-    public = issuer_cert.public_key()
-    if not isinstance(public, ec.EllipticCurvePublicKey):
-        raise TypeError("the issuing CA key must be EC")
     name_hash = hashes.Hash(algorithm)
     name_hash.update(issuer_cert.subject.public_bytes())
     key_hash = hashes.Hash(algorithm)
-    key_hash.update(public.public_bytes(Encoding.X962, PublicFormat.UncompressedPoint))
+    key_hash.update(_public_point(issuer_cert))
     return name_hash.finalize(), key_hash.finalize()
+
+
+def _public_point(issuer_cert: x509.Certificate) -> bytes:
+    public = issuer_cert.public_key()
+    if not isinstance(public, ec.EllipticCurvePublicKey):
+        raise TypeError("the issuing CA key must be EC")
+    return public.public_bytes(Encoding.X962, PublicFormat.UncompressedPoint)
+
+
+def request_cert_id(request_der: bytes) -> bytes:
+    """The DER of the (single) CertID in an OCSPRequest, echoed as sent (RFC 6960 §4.2.1).
+
+    ``OCSPRequest { tbsRequest { [0] version?, [1] requestorName?, requestList { Request {
+    reqCert CertID, ... } } ... } ... }``; the request was already parsed by ``cryptography``.
+    """
+    outer, _ = der.expect(request_der, 0, der.TAG_SEQUENCE)
+    tbs, _ = der.expect(outer, 0, der.TAG_SEQUENCE)
+    tag, value, end = der.read_tlv(tbs, 0)
+    offset = 0
+    while tag in (0xA0, 0xA1):  # version, requestorName
+        offset = end
+        tag, value, end = der.read_tlv(tbs, offset)
+    if tag != der.TAG_SEQUENCE:
+        raise der.DerError("OCSP request without a requestList")
+    request, _ = der.expect(value, 0, der.TAG_SEQUENCE)
+    tag, _, end = der.read_tlv(request, 0)
+    if tag != der.TAG_SEQUENCE:
+        raise der.DerError("OCSP request without a CertID")
+    return request[:end]
+
+
+def _cert_status(status: CertStatus) -> bytes:
+    if status.state == "good":
+        return _GOOD
+    if status.state == "unknown":
+        return _UNKNOWN
+    if status.revoked_at is None:
+        raise ValueError("a revoked status needs its time")
+    info = der.encode_generalized_time(status.revoked_at)
+    if status.reason is not None and status.reason is not Reason.unspecified:
+        code = der.tlv(der.TAG_ENUMERATED, bytes([REASON_CODES[status.reason.flag]]))
+        info += der.explicit(0, code)
+    return der.tlv(0xA1, info)  # revoked [1] IMPLICIT RevokedInfo
+
+
+class OcspResponder:
+    """Signs the answers of one issuing CA; keeps signed answers while they are fresh."""
+
+    def __init__(
+        self,
+        *,
+        issuer_cert: x509.Certificate,
+        issuer_key: ec.EllipticCurvePrivateKey,
+        validity: timedelta = timedelta(hours=1),
+        refresh: timedelta = timedelta(minutes=5),
+        cache_size: int = CACHE_SIZE,
+    ) -> None:
+        if not timedelta(0) <= refresh <= validity:
+            raise ValueError("answers must be re-signed before they expire")
+        self._cert = issuer_cert
+        self._key = issuer_key
+        self._validity = validity
+        self._refresh = refresh
+        self._cache_size = cache_size
+        self._hashes: dict[str, tuple[bytes, bytes]] = {}
+        key_hash = hashlib.sha1(_public_point(issuer_cert)).digest()  # noqa: S324 - RFC 6960 KeyHash
+        self._responder_id = der.explicit(2, der.tlv(der.TAG_OCTET_STRING, key_hash))
+        #: (CertID DER, status) -> (answer DER, when it was signed)
+        self._answers: dict[tuple[bytes, CertStatus], tuple[bytes, datetime]] = {}
+        #: request DER (ours, without nonce) -> (serial, CertID DER): parsed once
+        self._requests: dict[bytes, tuple[int, bytes]] = {}
+
+    def _ours(self, algorithm: hashes.HashAlgorithm) -> tuple[bytes, bytes]:
+        found = self._hashes.get(algorithm.name)
+        if found is None:
+            found = self._hashes[algorithm.name] = _issuer_hashes(self._cert, algorithm)
+        return found
+
+    def respond(
+        self, request_der: bytes, status_of: Callable[[int], CertStatus], now: datetime
+    ) -> bytes:
+        """A signed answer for the single certificate ``request_der`` asks about."""
+        known = self._requests.get(request_der)  # RFC 5019 clients repeat identical requests
+        if known is not None:
+            serial, cert_id = known
+            return self._answer(cert_id, status_of, serial, now)
+        if len(request_der) > MAX_REQUEST_BYTES:
+            return unsuccessful(ocsp.OCSPResponseStatus.MALFORMED_REQUEST)
+        try:
+            request = ocsp.load_der_ocsp_request(request_der)
+            algorithm = request.hash_algorithm
+            serial = request.serial_number
+            asked = (request.issuer_name_hash, request.issuer_key_hash)
+            nonce = _nonce(request)
+            cert_id = request_cert_id(request_der)
+        except (ValueError, UnsupportedAlgorithm):  # DerError is a ValueError too
+            return unsuccessful(ocsp.OCSPResponseStatus.MALFORMED_REQUEST)
+        if asked != self._ours(algorithm):
+            return unsuccessful(ocsp.OCSPResponseStatus.UNAUTHORIZED)
+        if nonce is not None:
+            try:
+                status = status_of(serial)
+            except TransientError:
+                return unsuccessful(ocsp.OCSPResponseStatus.TRY_LATER)
+            return self._sign(cert_id, status, now, nonce)
+        if len(self._requests) >= self._cache_size:
+            self._requests.clear()
+        self._requests[request_der] = (serial, cert_id)
+        return self._answer(cert_id, status_of, serial, now)
+
+    def _answer(
+        self,
+        cert_id: bytes,
+        status_of: Callable[[int], CertStatus],
+        serial: int,
+        now: datetime,
+    ) -> bytes:
+        """The answer to a request without nonce: the kept one while fresh, else signed now."""
+        try:
+            status = status_of(serial)
+        except TransientError:
+            return unsuccessful(ocsp.OCSPResponseStatus.TRY_LATER)
+        key = (cert_id, status)
+        cached = self._answers.get(key)
+        if cached is not None and cached[1] <= now < cached[1] + self._refresh:
+            return cached[0]
+        answer = self._sign(cert_id, status, now, None)
+        if len(self._answers) >= self._cache_size:
+            self._answers.clear()  # bounded; the busy answers come back within a request each
+        self._answers[key] = (answer, now)
+        return answer
+
+    def _sign(
+        self, cert_id: bytes, status: CertStatus, now: datetime, nonce: x509.OCSPNonce | None
+    ) -> bytes:
+        this_update = der.encode_generalized_time(now)
+        next_update = der.encode_generalized_time(now + self._validity)
+        single = der.sequence(
+            cert_id, _cert_status(status), this_update, der.explicit(0, next_update)
+        )
+        extensions = b""
+        if nonce is not None:
+            extension = der.sequence(
+                _ID_PKIX_OCSP_NONCE, der.tlv(der.TAG_OCTET_STRING, nonce.public_bytes())
+            )
+            extensions = der.explicit(1, der.sequence(extension))
+        tbs = der.sequence(self._responder_id, this_update, der.sequence(single), extensions)
+        signature = self._key.sign(tbs, ec.ECDSA(hashes.SHA256()))
+        basic = der.sequence(tbs, der.ECDSA_WITH_SHA256, der.encode_bit_string(signature))
+        response_bytes = der.sequence(_ID_PKIX_OCSP_BASIC, der.tlv(der.TAG_OCTET_STRING, basic))
+        return der.sequence(
+            der.tlv(der.TAG_ENUMERATED, b"\x00"),  # successful
+            der.explicit(0, response_bytes),
+        )
 
 
 def respond(
@@ -55,38 +223,11 @@ def respond(
     now: datetime,
     validity: timedelta = timedelta(hours=1),
 ) -> bytes:
-    """A signed answer for the single certificate ``request_der`` asks about."""
-    if len(request_der) > MAX_REQUEST_BYTES:
-        return unsuccessful(ocsp.OCSPResponseStatus.MALFORMED_REQUEST)
-    try:
-        request = ocsp.load_der_ocsp_request(request_der)
-        algorithm = request.hash_algorithm
-        serial = request.serial_number
-        asked = (request.issuer_name_hash, request.issuer_key_hash)
-        nonce = _nonce(request)
-    except (ValueError, UnsupportedAlgorithm):
-        return unsuccessful(ocsp.OCSPResponseStatus.MALFORMED_REQUEST)
-    if asked != _issuer_hashes(issuer_cert, algorithm):
-        return unsuccessful(ocsp.OCSPResponseStatus.UNAUTHORIZED)
-    status = status_of(serial)
-    this_update = now.replace(microsecond=0)
-    builder = ocsp.OCSPResponseBuilder().add_response_by_hash(
-        issuer_name_hash=asked[0],
-        issuer_key_hash=asked[1],
-        serial_number=serial,
-        algorithm=algorithm,
-        cert_status=_STATUS[status.state],
-        this_update=this_update,
-        next_update=this_update + validity,
-        revocation_time=status.revoked_at.replace(microsecond=0) if status.revoked_at else None,
-        revocation_reason=status.reason.flag if status.reason else None,
+    """One freshly signed answer (no cache): for tools and tests."""
+    responder = OcspResponder(
+        issuer_cert=issuer_cert, issuer_key=issuer_key, validity=validity, refresh=timedelta(0)
     )
-    if nonce is not None:
-        builder = builder.add_extension(nonce, critical=False)
-    response = builder.responder_id(ocsp.OCSPResponderEncoding.HASH, issuer_cert).sign(
-        issuer_key, hashes.SHA256()
-    )
-    return response.public_bytes(Encoding.DER)
+    return responder.respond(request_der, status_of, now)
 
 
 def _nonce(request: ocsp.OCSPRequest) -> x509.OCSPNonce | None:

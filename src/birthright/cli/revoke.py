@@ -5,7 +5,7 @@ These act on the workspace's database directly, as an operator on the backend ho
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
@@ -20,7 +20,7 @@ from birthright.cli.common import DEFAULT_WORKSPACE, WorkspaceOpt, console, sett
 from birthright.db.engine import make_engine, make_sessionmaker
 from birthright.db.revocation import SqlRevocationStore
 from birthright.errors import ConfigError, InputError
-from birthright.revocation.model import CertStatus, Reason, Revocation, Selection
+from birthright.revocation.model import CertStatus, Reason, RevokedEntry, Selection
 from birthright.revocation.publish import IssuingCaSigner
 from birthright.revocation.service import RevocationService
 
@@ -36,7 +36,7 @@ class _NoSigner:
     """Stands in for the CA where a command never signs (revoke, recall)."""
 
     def sign_crl(
-        self, revocations: Sequence[Revocation], number: int, this: datetime, nxt: datetime
+        self, revocations: Iterable[RevokedEntry], number: int, this: datetime, nxt: datetime
     ) -> bytes:
         raise ConfigError("this command does not sign CRLs")
 

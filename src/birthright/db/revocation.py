@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 
-from sqlalchemy import ColumnElement, delete, insert, literal, select, update
+from sqlalchemy import ColumnElement, Engine, delete, insert, literal, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from birthright.audit.events import AuditEvent
@@ -20,6 +20,7 @@ from birthright.db.models import (
     WorkOrderRow,
 )
 from birthright.db.repository import append_audit, unit_of_work
+from birthright.db.status_reader import SqlStatusReader
 from birthright.revocation.model import (
     CertStatus,
     CrlState,
@@ -29,6 +30,7 @@ from birthright.revocation.model import (
     Reason,
     Recall,
     Revocation,
+    RevokedEntry,
     Selection,
 )
 
@@ -36,6 +38,35 @@ from birthright.revocation.model import (
 def _utc(value: datetime) -> datetime:
     """UTC, whatever the engine hands back (SQLite: naive; PostgreSQL: session zone)."""
     return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+#: Rows per fetch while streaming the CRL's entries.
+CRL_BATCH = 10_000
+_CRL_ENTRIES_SQL = (
+    "SELECT cert_serial, revoked_at, reason FROM revocations WHERE released_at IS NULL"
+)
+
+
+class _TimeCache:
+    """Driver time values (SQLite: ISO text; PostgreSQL: aware datetimes) to aware UTC, with
+    the last few cached: a recall gives thousands of rows the same time."""
+
+    def __init__(self) -> None:
+        self.seen: dict[object, datetime] = {}
+
+    def utc(self, raw: object) -> datetime:
+        found = self.seen.get(raw)
+        if found is None:
+            if len(self.seen) > 4096:
+                self.seen.clear()
+            if isinstance(raw, str):
+                found = _utc(datetime.fromisoformat(raw))
+            elif isinstance(raw, datetime):
+                found = _utc(raw)
+            else:
+                raise TypeError(f"unexpected time value from the driver: {type(raw).__name__}")
+            self.seen[raw] = found
+        return found
 
 
 def _revocation(row: RevocationRow) -> Revocation:
@@ -210,13 +241,26 @@ class SqlRevocationTx:
     def crl_state(self) -> CrlState:
         return _crl_state(self._state_row())
 
-    def revocations_in_force(self) -> Sequence[Revocation]:
-        rows = self._s.execute(
-            select(RevocationRow.cert_serial, RevocationRow.revoked_at, RevocationRow.reason)
-            .where(RevocationRow.released_at.is_(None))
-            .order_by(RevocationRow.revoked_at)
-        ).all()
-        return [Revocation(r.cert_serial, "", _utc(r.revoked_at), Reason(r.reason)) for r in rows]
+    def crl_entries(self) -> Iterator[RevokedEntry]:
+        """Streamed in table order through the driver's own cursor, in this transaction (a
+        server-side cursor on PostgreSQL): no ORM or Row objects, no sort, bounded memory."""
+        connection = self._s.connection()
+        dbapi = connection.connection  # the driver connection inside this transaction
+        if connection.dialect.name == "postgresql":
+            cursor = dbapi.cursor(name="birthright_crl_entries")  # server-side
+        else:
+            cursor = dbapi.cursor()
+        times = _TimeCache()
+        utc, seen = times.utc, times.seen
+        reasons = {r.value: r for r in Reason}
+        entry = RevokedEntry._make
+        try:
+            cursor.execute(_CRL_ENTRIES_SQL)
+            while rows := cursor.fetchmany(CRL_BATCH):
+                for cert_serial, raw, reason in rows:
+                    yield entry((cert_serial, seen.get(raw) or utc(raw), reasons[reason]))
+        finally:
+            cursor.close()
 
     def save_crl(self, crl: PublishedCrl) -> None:
         row = self._state_row()
@@ -244,6 +288,12 @@ def _crl_state(row: CrlStateRow | None) -> CrlState:
 class SqlRevocationStore:
     def __init__(self, sessions: sessionmaker[Session]) -> None:
         self._sessions = sessions
+        bind = sessions.kw.get("bind")
+        if not isinstance(bind, Engine):
+            raise TypeError("the revocation store needs sessions bound to an engine")
+        self._status = SqlStatusReader(bind)
+        #: The latest CRL this process has read: CRL numbers are never reused.
+        self._published: PublishedCrl | None = None
 
     @contextmanager
     def transaction(self) -> Iterator[SqlRevocationTx]:
@@ -251,17 +301,26 @@ class SqlRevocationStore:
             yield SqlRevocationTx(session)
 
     def crl_state(self) -> CrlState:
+        """The state row without its CRL blob, which is read only when its number is new to
+        this process: a CRL of a million entries is 49 MB, and every CRL download asks."""
+        r = CrlStateRow
         with self._sessions() as s:
-            return _crl_state(s.get(CrlStateRow, 1))
+            head = s.execute(
+                select(r.crl_number, r.dirty, r.last_generated_at, r.next_update).where(r.id == 1)
+            ).one_or_none()
+            if head is None:
+                return CrlState(0, True, None)
+            kept = self._published
+            if head.last_generated_at is None or head.next_update is None:
+                return CrlState(head.crl_number, head.dirty, None)
+            if kept is None or kept.number != head.crl_number:
+                der = s.execute(select(r.crl_der).where(r.id == 1)).scalar_one_or_none()
+                if not der:
+                    return CrlState(head.crl_number, head.dirty, None)
+                kept = self._published = PublishedCrl(
+                    der, head.crl_number, _utc(head.last_generated_at), _utc(head.next_update)
+                )
+            return CrlState(head.crl_number, head.dirty, kept)
 
     def cert_status(self, cert_serial: str) -> CertStatus:
-        with self._sessions() as s:
-            known = s.execute(
-                select(DeviceRow.id).where(DeviceRow.cert_serial == cert_serial)
-            ).first()
-            if known is None:
-                return CertStatus("unknown")
-            row = s.get(RevocationRow, cert_serial)
-            if row is None or row.released_at is not None:
-                return CertStatus("good")
-            return CertStatus("revoked", _utc(row.revoked_at), Reason(row.reason))
+        return self._status(cert_serial)

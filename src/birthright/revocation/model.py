@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
-from typing import Any
+from typing import Any, NamedTuple
 
 from cryptography import x509
 
@@ -87,6 +88,14 @@ class Revocation:
     @property
     def in_force(self) -> bool:
         return self.released_at is None
+
+
+class RevokedEntry(NamedTuple):
+    """One line of the CRL: a tuple, since a fleet's CRL has millions of them."""
+
+    cert_serial: str  # lowercase hex
+    revoked_at: datetime
+    reason: Reason
 
 
 @dataclass(frozen=True)
@@ -259,6 +268,11 @@ class PublishedCrl:
     number: int
     this_update: datetime
     next_update: datetime
+
+    @functools.cached_property
+    def digest(self) -> str:
+        """SHA-256 of the DER, hex (for an ETag): computed once per CRL, not per download."""
+        return hashlib.sha256(self.der).hexdigest()
 
 
 @dataclass(frozen=True)

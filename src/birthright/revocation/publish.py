@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from birthright.ca import crl, ocsp
-from birthright.revocation.model import CertStatus, Revocation
+from birthright.revocation.model import CertStatus, RevokedEntry
 
 
 class IssuingCaSigner:
@@ -19,14 +19,20 @@ class IssuingCaSigner:
         issuer_cert: x509.Certificate,
         issuer_key: ec.EllipticCurvePrivateKey,
         ocsp_validity: timedelta = timedelta(hours=1),
+        ocsp_refresh: timedelta = timedelta(minutes=5),
     ) -> None:
         self._cert = issuer_cert
         self._key = issuer_key
-        self._ocsp_validity = ocsp_validity
+        self._ocsp = ocsp.OcspResponder(
+            issuer_cert=issuer_cert,
+            issuer_key=issuer_key,
+            validity=ocsp_validity,
+            refresh=min(ocsp_refresh, ocsp_validity),
+        )
 
     def sign_crl(
         self,
-        revocations: Sequence[Revocation],
+        revocations: Iterable[RevokedEntry],
         number: int,
         this_update: datetime,
         next_update: datetime,
@@ -34,10 +40,7 @@ class IssuingCaSigner:
         return crl.build_crl(
             issuer_cert=self._cert,
             issuer_key=self._key,
-            entries=(
-                crl.CrlEntry(int(r.cert_serial, 16), r.revoked_at, r.reason.flag)
-                for r in revocations
-            ),
+            entries=revocations,
             number=number,
             this_update=this_update,
             next_update=next_update,
@@ -46,11 +49,4 @@ class IssuingCaSigner:
     def answer_ocsp(
         self, request_der: bytes, status_of: Callable[[int], CertStatus], now: datetime
     ) -> bytes:
-        return ocsp.respond(
-            request_der,
-            issuer_cert=self._cert,
-            issuer_key=self._key,
-            status_of=status_of,
-            now=now,
-            validity=self._ocsp_validity,
-        )
+        return self._ocsp.respond(request_der, status_of, now)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import secrets
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager
 from datetime import datetime, timedelta
 from typing import Protocol
@@ -25,6 +25,7 @@ from birthright.revocation.model import (
     RecallPreview,
     RecallResult,
     Revocation,
+    RevokedEntry,
     Selection,
     matched_digest,
 )
@@ -65,7 +66,8 @@ class RevocationTx(Protocol):
     def crl_state(self) -> CrlState:
         """The CRL state row, locked: one publisher at a time."""
 
-    def revocations_in_force(self) -> Sequence[Revocation]: ...
+    def crl_entries(self) -> Iterator[RevokedEntry]:
+        """Every revocation in force, streamed (a fleet's CRL has millions of entries)."""
 
     def save_crl(self, crl: PublishedCrl) -> None: ...
 
@@ -89,7 +91,7 @@ class CaSigner(Protocol):
 
     def sign_crl(
         self,
-        revocations: Sequence[Revocation],
+        revocations: Iterable[RevokedEntry],
         number: int,
         this_update: datetime,
         next_update: datetime,
@@ -305,7 +307,7 @@ class RevocationService:
             number = state.number + 1
             this_update = now.replace(microsecond=0)
             next_update = this_update + self._crl_lifetime
-            der = self._signer.sign_crl(tx.revocations_in_force(), number, this_update, next_update)
+            der = self._signer.sign_crl(tx.crl_entries(), number, this_update, next_update)
             crl = PublishedCrl(der, number, this_update, next_update)
             tx.save_crl(crl)
         log.info("CRL signed number=%d", number)

@@ -212,6 +212,8 @@ def create_app(backend: Backend) -> FastAPI:
     def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
+    # Inside the body limit (and the rate limits), outside the catch-all middleware above.
+    app.add_middleware(revocation.OcspFastPath, revocation=backend.revocation)
     app.add_middleware(BodyLimit, limit=backend.max_body_bytes)
     app.add_middleware(ClientRateLimit, limits=backend.limits)  # outermost: sheds floods first
     return app
