@@ -63,6 +63,11 @@ class Backend:
     report_schedule: Schedule | None
     limits: Limits = field(default_factory=Limits)
 
+    @property
+    def manifests(self) -> ReconcileStore:
+        """Shipment and chip-delivery imports (the reconciliation's inputs)."""
+        return ReconcileStore(self.sessions)
+
     def close(self) -> None:
         self.engine.dispose()
 
