@@ -26,7 +26,15 @@ from birthright.enrollment.model import (
     WorkOrder,
 )
 from birthright.enrollment.ports import DuplicateRecord, EnrollmentStore, EnrollmentTx, Issuer
-from birthright.errors import ConflictError, InputError, NotFoundError, TrustError
+from birthright.enrollment.refusals import (
+    SECURITY_EVENTS,
+    EnrollmentRefused,
+    QuotaExhausted,
+    StationRefused,
+    WorkOrderRefused,
+    WorkOrderUnknown,
+)
+from birthright.errors import InputError, TrustError
 from birthright.genuine import SeProofVerifiers, appraise
 from birthright.types import ChipId, ProductSerial, StationId
 
@@ -34,43 +42,15 @@ log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
 
-
-class StationRefused(TrustError):
-    code = "station_unknown"
-
-
-#: Refusals that are evidence of an attack or a broken line, not just a bad request.
-SECURITY_EVENTS = {
-    "key_shared": "a public key already enrolled was presented again (shared secret)",
-    "chip_enrolled": "a chip id already enrolled was presented again (cloned or reused chip)",
-    "serial_enrolled": "an enrolled serial was claimed again with another key",
-    "chip_reserved_elsewhere": "a chip was presented by a second station or work order",
-    "serial_chip_mismatch": "a serial reserved for one chip was claimed for another",
-    "serial_not_reserved": "a serial the backend never handed this station was claimed",
-    "csr_signature_invalid": "a CSR without proof of possession was presented",
-    "key_invalid": "a public key that fails point validation was presented",
-    "station_unknown": "an unregistered station tried to enroll",
-    "station_suspended": "a suspended station tried to enroll",
-    "station_revoked": "a revoked station tried to enroll",
-    "se_not_genuine": "an identity key not proven to live in a genuine secure element was "
-    "presented (software key, counterfeit part or forged vendor proof)",
-}
-
-
-class EnrollmentRefused(ConflictError):
-    code = "enrollment_refused"
-
-
-class QuotaExhausted(ConflictError):
-    code = "quota_exhausted"
-
-
-class WorkOrderRefused(ConflictError):
-    code = "work_order_refused"
-
-
-class WorkOrderUnknown(NotFoundError):
-    code = "work_order_unknown"
+__all__ = [
+    "SECURITY_EVENTS",
+    "EnrollmentRefused",
+    "EnrollmentService",
+    "QuotaExhausted",
+    "StationRefused",
+    "WorkOrderRefused",
+    "WorkOrderUnknown",
+]
 
 
 class EnrollmentService:
