@@ -28,6 +28,7 @@ from birthright.server.limits import ClientRateLimit
 from birthright.server.routes import (
     attestation,
     ca,
+    device_auth,
     devices,
     enrollment,
     products,
@@ -154,6 +155,7 @@ def create_app(backend: Backend) -> FastAPI:
     app.include_router(products.router)
     app.include_router(reports.router)
     app.include_router(shipments.router)
+    app.include_router(device_auth.router)
 
     @app.exception_handler(BirthrightError)
     async def _domain_error(_request: Request, exc: BirthrightError) -> JSONResponse:

@@ -17,6 +17,7 @@ from birthright.ca.authority import FactoryCa, load_factory_ca
 from birthright.ca.se_vendors import load_se_vendor_roots
 from birthright.ca.station import read_station_ca_cert
 from birthright.db.attestation import SqlAttestationRecords, SqlNonceStore
+from birthright.db.audit_sink import SqlAuditSink
 from birthright.db.engine import make_engine, make_sessionmaker
 from birthright.db.firmware import SqlFirmwareReleases
 from birthright.db.operations import Operations
@@ -26,6 +27,7 @@ from birthright.db.reports import SqlReportHistory
 from birthright.db.repository import SqlEnrollmentStore
 from birthright.db.revocation import SqlRevocationStore
 from birthright.db.stations import SqlStationLedger
+from birthright.deviceauth.service import DeviceAuthService
 from birthright.enrollment.service import EnrollmentService
 from birthright.genuine import SeProofVerifiers
 from birthright.genuine.pkcs11_vendor import Pkcs11VendorVerifier
@@ -61,6 +63,7 @@ class Backend:
     reports: ReportService
     #: None when the daily report is not generated on a schedule (tests, by default).
     report_schedule: Schedule | None
+    device_auth: DeviceAuthService
     limits: Limits = field(default_factory=Limits)
 
     @property
@@ -95,6 +98,15 @@ def build_backend(settings: Settings, *, ca: FactoryCa | None = None) -> Backend
             nonce_ttl=timedelta(seconds=settings.nonce_ttl_seconds),
             firmware=firmware,
             result_signer=result_signer,
+        ),
+        device_auth=DeviceAuthService(
+            nonces=SqlNonceStore(sessions),
+            devices=SqlAttestationRecords(sessions),
+            audit=SqlAuditSink(sessions),
+            verify_chain=factory_ca.verify_chain,
+            audience=settings.device_auth_audience,
+            clock=utc_now,
+            nonce_ttl=timedelta(seconds=settings.nonce_ttl_seconds),
         ),
         firmware=firmware,
         result_signer=result_signer,
