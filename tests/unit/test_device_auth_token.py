@@ -19,7 +19,8 @@ from birthright.attest.cose import sign1
 from birthright.deviceauth.checks import DeviceAuthRefused, check_offline
 from birthright.deviceauth.token import DeviceAuthMalformed, build_token, parse_token
 from birthright.errors import InputError, TrustError
-from tests.integration.test_device_auth_api import Unit, foreign_chain
+from tests.integration.test_attestation_api import Unit
+from tests.integration.test_device_auth_api import foreign_chain
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 KEY = ec.generate_private_key(ec.SECP256R1())
