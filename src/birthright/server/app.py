@@ -31,6 +31,7 @@ from birthright.server.routes import (
     device_auth,
     devices,
     enrollment,
+    entitlements,
     products,
     reports,
     revocation,
@@ -156,6 +157,7 @@ def create_app(backend: Backend) -> FastAPI:
     app.include_router(reports.router)
     app.include_router(shipments.router)
     app.include_router(device_auth.router)
+    app.include_router(entitlements.router)
 
     @app.exception_handler(BirthrightError)
     async def _domain_error(_request: Request, exc: BirthrightError) -> JSONResponse:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
+from typing import Literal
 
 from pydantic import BaseModel, Field
 
@@ -37,3 +38,38 @@ class DeviceSessionResponse(BaseModel):
     audience: str
     authenticated_at: datetime
     expires_at: datetime = Field(description="Trust the device until then (the token's exp).")
+
+
+class ClaimBody(Strict):
+    """A claim: the terms, the owner, and a fresh device-auth token from the unit itself."""
+
+    serial: str = Field(pattern=SERIAL)
+    plan: str = Field(pattern=r"^[A-Za-z0-9._-]{1,64}$")
+    kind: Literal["warranty", "subscription"]
+    starts_on: date
+    ends_on: date
+    owner: str = Field(min_length=1, max_length=128)
+    token: str = Field(max_length=11000, description="A device-auth token (see /v1/device-auth).")
+    chain: list[str] = Field(min_length=1, max_length=4, description="PEM certificates.")
+
+
+class TransferBody(Strict):
+    from_owner: str = Field(min_length=1, max_length=128)
+    to_owner: str = Field(min_length=1, max_length=128)
+
+
+class EntitlementResponse(BaseModel):
+    serial: str
+    plan: str
+    kind: str
+    starts_on: date
+    ends_on: date
+    owner: str
+    claimed_at: datetime
+    status: Literal["pending", "active", "expired", "suspended"] = Field(
+        description="`suspended` while the device is revoked or on hold."
+    )
+
+
+class EntitlementList(BaseModel):
+    entitlements: list[EntitlementResponse]
