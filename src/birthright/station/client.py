@@ -124,6 +124,10 @@ class BackendClient:
         body = self._post("/v1/device-auth/challenges", {"serial": serial})
         return str(body["nonce"]), str(body["audience"])
 
+    def post_json(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        """POST ``body`` to ``path``; the JSON answer, or the refusal as our error tree."""
+        return self._post(path, body)
+
     def device_authenticate(self, *, token: bytes, chain_pem: list[str]) -> dict[str, Any]:
         body = {"token": base64.b64encode(token).decode(), "chain": chain_pem}
         return self._post("/v1/device-auth", body)
