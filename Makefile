@@ -51,6 +51,7 @@ bench: setup
 	PYTHONPATH=. $(BIN)/python -m bench.enroll
 	PYTHONPATH=. $(BIN)/python -m bench.revocation
 	PYTHONPATH=. $(BIN)/python -m bench.attest
+	PYTHONPATH=. $(BIN)/python -m bench.device_auth
 	PYTHONPATH=. $(BIN)/python -m bench.reconcile --rows $(RECONCILE_ROWS)
 	PYTHONPATH=. $(BIN)/python -m bench.concurrency
 

@@ -238,6 +238,31 @@ SCENARIOS = [
             IT + "test_audit_tamper.py::test_truncation_with_rewound_head_is_caught",
         ),
     ),
+    Scenario(
+        "stolen serial label used to claim a warranty",
+        "entitlement_wrong_device / device_untrusted / signature invalid; nothing granted",
+        (
+            IT + "test_entitlements_api.py::test_a_serial_read_off_a_label_cannot_claim",
+            IT + "test_entitlements_api.py::test_no_token_or_a_forged_one_grants_nothing",
+            IT + "test_device_auth_api.py::test_each_refusal_has_its_code_is_audited_and_grants"
+            "_nothing[*stolen-label-other-chain]",
+        ),
+    ),
+    Scenario(
+        "revoked device authenticating (our service and a relying service)",
+        "device_revoked at once, audited; the other units pass",
+        (
+            IT + "test_device_auth_api.py::test_a_revoked_device_is_refused_at_once",
+            IT + "test_device_auth_api.py::test_a_softhsm2_chip_authenticates_then_is_refused",
+            IT + "test_device_auth_tpm.py::",
+            IT + "test_relying_middleware.py::test_a_live_unit_gets_in_and_its_token_serves",
+        ),
+    ),
+    Scenario(
+        "replayed, expired or foreign-CA device-auth token",
+        "device_auth_replayed / device_auth_expired / device_untrusted, each audited",
+        (IT + "test_device_auth_api.py::test_each_refusal_has_its_code_is_audited_and_grants",),
+    ),
 ]
 
 

@@ -41,6 +41,8 @@ class Settings(BaseSettings):
     #: Turning it off trusts the station id in the body: for isolated logic tests only.
     station_auth: bool = True
     nonce_ttl_seconds: int = Field(default=60, ge=1, le=3600)
+    #: The ``aud`` a device-auth token must name to be accepted by this service.
+    device_auth_audience: str = Field(default="birthright", min_length=1, max_length=128)
     max_body_bytes: int = Field(default=64 * 1024, ge=1024)
     #: Requests per second per client address (token bucket, per service process; 0: off).
     #: Many stations of a site may share one address: keep it well above their sum.

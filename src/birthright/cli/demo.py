@@ -17,6 +17,7 @@ from birthright.cli.common import DEFAULT_WORKSPACE, WorkspaceOpt, console
 from birthright.cli.device import attest_devices, device_client
 from birthright.cli.station import run_provisioning
 from birthright.demo.fleet import reconcile, release_firmware, revoke_and_recall
+from birthright.demo.fleet_auth import authenticate_and_claim
 from birthright.demo.genuine import counterfeit_refused, require_genuine_chips
 from birthright.demo.service import ServiceProcess
 from birthright.demo.showcase import (
@@ -245,6 +246,15 @@ def demo(
             f"recall by serial range: preview {revoked.recall_previewed} unit(s), "
             f"executed {revoked.recall_executed} (certificateHold)"
         )
+        with device_client(service.url, root_pem) as device_backend:
+            fleet = authenticate_and_claim(
+                device_set, device_backend, revoked_label=label_of[revoked.revoked_serial]
+            )
+        console.print(
+            f"device auth (chip-signed token): {fleet.authenticated} in, claims "
+            f"{fleet.claim}; its serial read off the label → {fleet.stolen_label}; "
+            f"revoked unit → [bold]{fleet.revoked}[/]"
+        )
 
     console.rule("[bold]8. Morning report: minted vs shipped vs chips delivered")
     recon = reconcile(ws.root, enrolled)
@@ -301,6 +311,12 @@ def demo(
         f"{revoked.ocsp_status} / {revoked.crl_entries} listed / {revoked_attests}",
     )
     table.add_row(
+        "device auth + warranty claim (chip-signed, challenge-bound token)",
+        f"{fleet.authenticated or 'NONE'}: {fleet.claim}; claim from a stolen serial label → "
+        f"{fleet.stolen_label}",
+    )
+    table.add_row("revoked device authenticating", f"refused ({fleet.revoked})")
+    table.add_row(
         "recall (preview → execute)",
         f"{revoked.recall_previewed} → {revoked.recall_executed} on hold",
     )
@@ -343,6 +359,10 @@ def demo(
         or not audit.ok
         or list(refusals.values()) != EXPECTED_REFUSALS
         or (revoked.ocsp_status, revoked_attests) != ("revoked", "fail")
+        or not fleet.authenticated
+        or fleet.claim != "warranty-2y active"
+        or fleet.revoked != "device_revoked"
+        or fleet.stolen_label != "device_auth_signature_invalid"
         or revoked.recall_executed != min(2, devices - 1)
         or len(recon.not_shipped) != 1
         or recon.shipped_not_enrolled != ["BRS99999999"]

@@ -356,3 +356,24 @@ class ReportRow(Base):
     sha256: Mapped[str] = mapped_column(String(64))
     content: Mapped[bytes] = mapped_column(LargeBinary)
     signature: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class EntitlementRow(Base):
+    """A warranty or subscription bound to one serial; one per (serial, plan)."""
+
+    __tablename__ = "entitlements"
+    __table_args__ = (
+        UniqueConstraint("serial", "plan", name="uq_entitlements_serial_plan"),
+        Index("ix_entitlements_owner", "owner", "plan"),
+        Index("ix_entitlements_plan", "plan"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    serial: Mapped[str] = mapped_column(String(64), ForeignKey("devices.serial"))
+    plan: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(16))
+    starts_on: Mapped[date] = mapped_column(Date)
+    ends_on: Mapped[date] = mapped_column(Date)
+    owner: Mapped[str] = mapped_column(String(128))
+    claimed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

@@ -28,8 +28,10 @@ from birthright.server.limits import ClientRateLimit
 from birthright.server.routes import (
     attestation,
     ca,
+    device_auth,
     devices,
     enrollment,
+    entitlements,
     products,
     reports,
     revocation,
@@ -154,6 +156,8 @@ def create_app(backend: Backend) -> FastAPI:
     app.include_router(products.router)
     app.include_router(reports.router)
     app.include_router(shipments.router)
+    app.include_router(device_auth.router)
+    app.include_router(entitlements.router)
 
     @app.exception_handler(BirthrightError)
     async def _domain_error(_request: Request, exc: BirthrightError) -> JSONResponse:

@@ -17,7 +17,9 @@ from birthright.ca.authority import FactoryCa, load_factory_ca
 from birthright.ca.se_vendors import load_se_vendor_roots
 from birthright.ca.station import read_station_ca_cert
 from birthright.db.attestation import SqlAttestationRecords, SqlNonceStore
+from birthright.db.audit_sink import SqlAuditSink
 from birthright.db.engine import make_engine, make_sessionmaker
+from birthright.db.entitlements import SqlEntitlementStore
 from birthright.db.firmware import SqlFirmwareReleases
 from birthright.db.operations import Operations
 from birthright.db.products import SqlProductPolicies
@@ -26,7 +28,9 @@ from birthright.db.reports import SqlReportHistory
 from birthright.db.repository import SqlEnrollmentStore
 from birthright.db.revocation import SqlRevocationStore
 from birthright.db.stations import SqlStationLedger
+from birthright.deviceauth.service import DeviceAuthService
 from birthright.enrollment.service import EnrollmentService
+from birthright.entitlements.service import EntitlementService
 from birthright.genuine import SeProofVerifiers
 from birthright.genuine.pkcs11_vendor import Pkcs11VendorVerifier
 from birthright.genuine.tpm import TpmProofVerifier
@@ -61,6 +65,8 @@ class Backend:
     reports: ReportService
     #: None when the daily report is not generated on a schedule (tests, by default).
     report_schedule: Schedule | None
+    device_auth: DeviceAuthService
+    entitlements: EntitlementService
     limits: Limits = field(default_factory=Limits)
 
     @property
@@ -78,6 +84,15 @@ def build_backend(settings: Settings, *, ca: FactoryCa | None = None) -> Backend
     factory_ca = ca or load_factory_ca(settings)
     firmware = SqlFirmwareReleases(sessions)
     result_signer = ResultSigner(load_or_create_key(settings.ws, RESULT_KEY))
+    device_auth = DeviceAuthService(
+        nonces=SqlNonceStore(sessions),
+        devices=SqlAttestationRecords(sessions),
+        audit=SqlAuditSink(sessions),
+        verify_chain=factory_ca.verify_chain,
+        audience=settings.device_auth_audience,
+        clock=utc_now,
+        nonce_ttl=timedelta(seconds=settings.nonce_ttl_seconds),
+    )
     return Backend(
         engine=engine,
         sessions=sessions,
@@ -95,6 +110,13 @@ def build_backend(settings: Settings, *, ca: FactoryCa | None = None) -> Backend
             nonce_ttl=timedelta(seconds=settings.nonce_ttl_seconds),
             firmware=firmware,
             result_signer=result_signer,
+        ),
+        device_auth=device_auth,
+        entitlements=EntitlementService(
+            store=SqlEntitlementStore(sessions),
+            authenticate=device_auth.authenticate,
+            audit=SqlAuditSink(sessions),
+            clock=utc_now,
         ),
         firmware=firmware,
         result_signer=result_signer,

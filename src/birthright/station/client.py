@@ -119,6 +119,19 @@ class BackendClient:
             body["signature"] = base64.b64encode(signature).decode()
         return self._post("/v1/attestations", body)
 
+    def device_auth_challenge(self, serial: str) -> tuple[str, str]:
+        """A device-auth nonce for ``serial`` and the audience the token must name."""
+        body = self._post("/v1/device-auth/challenges", {"serial": serial})
+        return str(body["nonce"]), str(body["audience"])
+
+    def post_json(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        """POST ``body`` to ``path``; the JSON answer, or the refusal as our error tree."""
+        return self._post(path, body)
+
+    def device_authenticate(self, *, token: bytes, chain_pem: list[str]) -> dict[str, Any]:
+        body = {"token": base64.b64encode(token).decode(), "chain": chain_pem}
+        return self._post("/v1/device-auth", body)
+
 
 def _json_or_raise(response: httpx.Response) -> dict[str, Any]:
     try:

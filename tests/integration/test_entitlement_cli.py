@@ -1,0 +1,69 @@
+"""`birthright entitlement transfer|list` on a real workspace (SQLite), after a claim over HTTP."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from birthright.server.backend import build_backend
+from birthright.settings import load_settings
+from tests.conftest import ServedBackend, ThreadServer, free_port, seed_line
+from tests.integration.test_attestation_api import make_unit
+from tests.integration.test_ca_cli import cli
+from tests.integration.test_enrollment_api import STATION, WO
+from tests.integration.test_entitlements_api import claim_body
+
+
+@pytest.fixture
+def claimed(tmp_path: Path) -> Iterator[tuple[Path, str, httpx.Client]]:
+    ws = tmp_path / "ws"
+    assert cli("ca", "init", "-w", ws).exit_code == 0
+    assert cli("db", "upgrade", "-w", ws).exit_code == 0
+    settings = load_settings(ws, port=free_port(), tls=False, station_auth=False)
+    backend = build_backend(settings)
+    server = ThreadServer(backend, settings.port)
+    server.start()
+    try:
+        served = ServedBackend(backend, f"http://127.0.0.1:{settings.port}")
+        seed_line(served, station_id=STATION, work_order_id=WO)
+        with httpx.Client(base_url=served.url, timeout=30) as api:
+            unit = make_unit(api, "CHIP-CLI")
+            r = api.post("/v1/entitlements/claims", json=claim_body(unit, api))
+            assert r.status_code == 201, r.text
+            yield ws, unit.serial, api
+    finally:
+        server.stop()
+        backend.close()
+
+
+def test_transfer_and_list_from_the_command_line(claimed: tuple[Path, str, httpx.Client]) -> None:
+    ws, serial, api = claimed
+    refused = cli(
+        "entitlement",
+        "transfer",
+        serial,
+        "warranty-2y",
+        "--from",
+        "acct:eve",
+        "--to",
+        "x",
+        "-w",
+        ws,
+    )
+    assert getattr(refused.exception, "code", None) == "entitlement_not_owner"
+    r = cli(
+        "entitlement", "transfer", serial, "warranty-2y",
+        "--from", "acct:alice", "--to", "acct:bob", "-w", ws,
+    )  # fmt: skip
+    assert r.exit_code == 0, r.output
+    r = cli("entitlement", "list", "--owner", "acct:bob", "--json", "-w", ws)
+    [row] = [json.loads(line) for line in r.output.splitlines()]
+    assert (row["serial"], row["status"]) == (serial, "active")
+    api.post("/v1/revocations", json={"serial": serial, "reason": "keyCompromise"})
+    r = cli("entitlement", "list", "--serial", serial, "--json", "-w", ws)
+    assert json.loads(r.output)["status"] == "suspended"
+    assert cli("entitlement", "list", "-w", ws).exit_code != 0  # a query needs a filter
