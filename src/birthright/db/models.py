@@ -356,3 +356,13 @@ class ReportRow(Base):
     sha256: Mapped[str] = mapped_column(String(64))
     content: Mapped[bytes] = mapped_column(LargeBinary)
     signature: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class KeyAgreementKeyRow(Base):
+    """A device's key-agreement key (DER SPKI), signed for by its identity key (ADR 0009)."""
+
+    __tablename__ = "key_agreement_keys"
+
+    serial: Mapped[str] = mapped_column(String(64), ForeignKey("devices.serial"), primary_key=True)
+    public_key_der: Mapped[bytes] = mapped_column(LargeBinary)
+    registered_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

@@ -33,6 +33,7 @@ from birthright.server.routes import (
     products,
     reports,
     revocation,
+    sealing,
     shipments,
 )
 from birthright.server.schemas import ErrorBody
@@ -154,6 +155,7 @@ def create_app(backend: Backend) -> FastAPI:
     app.include_router(products.router)
     app.include_router(reports.router)
     app.include_router(shipments.router)
+    app.include_router(sealing.router)
 
     @app.exception_handler(BirthrightError)
     async def _domain_error(_request: Request, exc: BirthrightError) -> JSONResponse:

@@ -25,6 +25,7 @@ from birthright.db.reconcile import ReconcileStore
 from birthright.db.reports import SqlReportHistory
 from birthright.db.repository import SqlEnrollmentStore
 from birthright.db.revocation import SqlRevocationStore
+from birthright.db.seal import SqlSealStore
 from birthright.db.stations import SqlStationLedger
 from birthright.enrollment.service import EnrollmentService
 from birthright.genuine import SeProofVerifiers
@@ -34,6 +35,7 @@ from birthright.reconcile.service import ReportService, Schedule
 from birthright.reconcile.signing import load_or_create_report_key, sign_report
 from birthright.revocation.publish import IssuingCaSigner
 from birthright.revocation.service import RevocationService
+from birthright.seal.service import SealService
 from birthright.server.limits import Limits
 from birthright.server.station_auth import StationRequestVerifier
 from birthright.settings import Settings
@@ -67,6 +69,11 @@ class Backend:
     def manifests(self) -> ReconcileStore:
         """Shipment and chip-delivery imports (the reconciliation's inputs)."""
         return ReconcileStore(self.sessions)
+
+    @property
+    def sealing(self) -> SealService:
+        """Sealing payloads to one device (ADR 0009)."""
+        return SealService(store=SqlSealStore(self.sessions), clock=utc_now)
 
     def close(self) -> None:
         self.engine.dispose()
