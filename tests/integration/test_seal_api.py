@@ -11,9 +11,11 @@ from pathlib import Path
 import httpx
 import pytest
 from sqlalchemy import text
+from typer.testing import CliRunner
 
 from birthright.ca.authority import FactoryCa
 from birthright.ca.se_vendors import trust_se_vendor
+from birthright.cli.main import app as main_app
 from birthright.db.audit import list_events
 from birthright.db.engine import make_sessionmaker
 from birthright.device.sealing import (
@@ -183,3 +185,42 @@ def test_bad_bodies_are_refused_with_stable_codes(served: ServedBackend) -> None
         r = httpx.post(f"{served.url}/v1/devices/SN-1/sealed", json=body)
         assert r.status_code == 422, body
         assert "code" in r.json()
+
+
+def test_the_cli_seals_to_a_serial_and_the_device_opens_it(
+    served: ServedBackend, sim_device_set: DeviceSet, tmp_path: Path
+) -> None:
+    label = _provision_token(served, sim_device_set)
+    serial = _serial_of(sim_device_set, label)
+    plain, sealed = tmp_path / "wifi.txt", tmp_path / "wifi.sealed"
+    plain.write_bytes(b"ssid=line1;psk=only-this-unit")
+    common = ["--server", served.url, "--purpose", "wifi"]
+    done = CliRunner().invoke(
+        main_app, ["seal", "to", serial, *common, "--in", str(plain), "--out", str(sealed)]
+    )
+    assert done.exit_code == 0, done.output
+    assert b"only-this-unit" not in sealed.read_bytes()
+    pin_file = tmp_path / "pin"
+    pin_file.write_text(sim_device_set.pin)
+    device = [
+        "--devices",
+        str(sim_device_set.directory),
+        "--label",
+        label,
+        "--pin-file",
+        str(pin_file),
+    ]
+    try:  # the PIN file lives only as long as the command needs it
+        opened = CliRunner().invoke(
+            main_app, ["seal", "open", *device, "--purpose", "wifi", "--in", str(sealed)]
+        )
+    finally:
+        pin_file.unlink()
+    assert opened.exit_code == 0, opened.output
+    assert opened.stdout_bytes == b"ssid=line1;psk=only-this-unit"
+    refused = CliRunner().invoke(
+        main_app, ["seal", "to", "NO-SUCH-1", *common, "--in", str(plain), "--out", str(sealed)]
+    )
+    assert refused.exit_code != 0
+    assert isinstance(refused.exception, BackendRefused)
+    assert refused.exception.code == "device_unknown"
