@@ -6,6 +6,7 @@ The ECDH runs inside the secure element; this module only frames the bytes (ADR 
 from __future__ import annotations
 
 import base64
+import ssl
 from collections.abc import Sequence
 from typing import Protocol
 
@@ -34,7 +35,9 @@ def device_serial(se: SealingDevice) -> str:
     return str(names[0].value)
 
 
-def register_key_agreement_key(se: SealingDevice, backend_url: str) -> None:
+def register_key_agreement_key(
+    se: SealingDevice, backend_url: str, *, verify: ssl.SSLContext | bool = True
+) -> None:
     """Send the device's key-agreement key, signed by its identity key, to the backend."""
     serial = device_serial(se)
     key = se.key_agreement_public_key()
@@ -44,16 +47,23 @@ def register_key_agreement_key(se: SealingDevice, backend_url: str) -> None:
         "public_key": base64.b64encode(spki).decode(),
         "signature": base64.b64encode(se.sign(statement)).decode(),
     }
-    with httpx.Client(base_url=backend_url, timeout=10.0) as http:
+    with httpx.Client(base_url=backend_url, timeout=10.0, verify=verify) as http:
         response = http.put(f"/v1/devices/{serial}/key-agreement-key", json=body)
     if response.status_code != 204:
         _json_or_raise(response)
 
 
-def seal_for(backend_url: str, serial: str, purpose: str, payload: bytes) -> bytes:
+def seal_for(
+    backend_url: str,
+    serial: str,
+    purpose: str,
+    payload: bytes,
+    *,
+    verify: ssl.SSLContext | bool = True,
+) -> bytes:
     """Ask the backend to seal ``payload`` to ``serial``; the envelope's bytes."""
     body = {"purpose": purpose, "payload": base64.b64encode(payload).decode()}
-    with httpx.Client(base_url=backend_url, timeout=10.0) as http:
+    with httpx.Client(base_url=backend_url, timeout=10.0, verify=verify) as http:
         answer = _json_or_raise(http.post(f"/v1/devices/{serial}/sealed", json=body))
     return base64.b64decode(answer["envelope"])
 
