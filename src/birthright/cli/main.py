@@ -4,7 +4,18 @@ from __future__ import annotations
 
 import typer
 
-from birthright.cli import audit, ca, device, firmware, product, seal, sim, station, workorder
+from birthright.cli import (
+    audit,
+    ca,
+    device,
+    firmware,
+    opcert,
+    product,
+    seal,
+    sim,
+    station,
+    workorder,
+)
 from birthright.cli.common import run_cli
 from birthright.cli.demo import demo
 from birthright.cli.reconcile import chips_app, shipments_app
@@ -33,6 +44,7 @@ app.add_typer(shipments_app, name="shipments")
 app.add_typer(chips_app, name="chips")
 app.add_typer(report_app, name="report")
 app.add_typer(seal.app, name="seal")
+app.add_typer(opcert.app, name="opcert")
 app.command()(crl)
 app.command("revoke")(revoke)
 app.command()(serve)

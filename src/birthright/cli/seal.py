@@ -27,7 +27,7 @@ PinFileOpt = Annotated[
 ]
 
 
-def _device(
+def open_device(
     devices: Path, label: str, pin_file: Path | None
 ) -> Pkcs11SecureElement | TpmSecureElement:
     from birthright.se.sim import open_device_set, read_device_pin
@@ -56,7 +56,7 @@ def register_key(
     devices: DevicesOpt, label: LabelOpt, server: ServerOpt, pin_file: PinFileOpt = None
 ) -> None:
     """Send the device's key-agreement key to the backend, signed by its identity key."""
-    with _device(devices, label, pin_file) as se:
+    with open_device(devices, label, pin_file) as se:
         register_key_agreement_key(se, server)
     console.print(f"{label}: key-agreement key registered")
 
@@ -70,6 +70,6 @@ def open_envelope(
     pin_file: PinFileOpt = None,
 ) -> None:
     """Open an envelope on the device (ECDH on chip); writes the plaintext to stdout."""
-    with _device(devices, label, pin_file) as se:
+    with open_device(devices, label, pin_file) as se:
         plaintext = open_sealed(se, infile.read_bytes(), purpose=purpose)
     sys.stdout.buffer.write(plaintext)

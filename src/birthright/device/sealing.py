@@ -21,13 +21,15 @@ from birthright.seal.service import ka_statement
 from birthright.station.client import _json_or_raise
 
 
-class SealingDevice(KeyAgreement, Protocol):
+class HasChain(Protocol):
     def read_chain(self) -> Sequence[x509.Certificate]: ...
 
+
+class SealingDevice(KeyAgreement, HasChain, Protocol):
     def sign(self, data: bytes) -> bytes: ...
 
 
-def device_serial(se: SealingDevice) -> str:
+def device_serial(se: HasChain) -> str:
     chain = se.read_chain()
     names = chain[0].subject.get_attributes_for_oid(NameOID.SERIAL_NUMBER) if chain else []
     if not names:

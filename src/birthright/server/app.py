@@ -30,6 +30,7 @@ from birthright.server.routes import (
     ca,
     devices,
     enrollment,
+    opcert,
     products,
     reports,
     revocation,
@@ -156,6 +157,7 @@ def create_app(backend: Backend) -> FastAPI:
     app.include_router(reports.router)
     app.include_router(shipments.router)
     app.include_router(sealing.router)
+    app.include_router(opcert.router)
 
     @app.exception_handler(BirthrightError)
     async def _domain_error(_request: Request, exc: BirthrightError) -> JSONResponse:
