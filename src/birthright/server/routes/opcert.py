@@ -51,7 +51,12 @@ def issue(backend: BackendDep, body: OpCertBody) -> OpCertResponse:
     )
 
 
-@router.get("/v1/operational-ca", summary="The operational CA certificate (PEM)")
+@router.get(
+    "/v1/operational-ca",
+    summary="The operational CA certificate (PEM)",
+    response_class=Response,
+    responses={200: {"content": {"application/x-pem-file": {"schema": {"type": "string"}}}}},
+)
 def operational_ca(backend: BackendDep) -> Response:
     pem = backend.operational.ca_cert.public_bytes(Encoding.PEM)
     return Response(pem, media_type="application/x-pem-file")
