@@ -27,6 +27,7 @@ def test_demo_provisions_attests_and_exports_verifiable_certificates(tmp_path: P
     assert "refused (se_not_genuine)" in run.stdout
     assert "3 PKCS#11 (SoftHSM2), 1 TPM 2.0" in run.stdout
     assert "(3 PKCS#11, 1 TPM)" in run.stdout  # the TPM proved its EK and AK
+    assert "opened by its unit (pkcs11, tpm); another unit → seal_refused" in run.stdout
     assert "1/1 valid" in run.stdout  # its firmware claim carried a valid PCR quote
     devices = sorted((ws / "certs" / "devices").glob("*.pem"))
     assert len(devices) == 4

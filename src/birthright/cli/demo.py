@@ -19,6 +19,7 @@ from birthright.cli.station import run_provisioning
 from birthright.demo.fleet import reconcile, release_firmware, revoke_and_recall
 from birthright.demo.fleet_auth import authenticate_and_claim
 from birthright.demo.genuine import counterfeit_refused, require_genuine_chips
+from birthright.demo.sealing import sealed_secrets
 from birthright.demo.service import ServiceProcess
 from birthright.demo.showcase import (
     audit_intact,
@@ -196,6 +197,11 @@ def demo(
         with device_client(service.url, root_pem) as device_side:
             replay = replayed_nonce_refused(device_set, device_side)
         console.print(f"the same signed evidence sent twice → second refused: [bold]{replay}[/]")
+        sealed = sealed_secrets(device_set, service.url, root_pem, [x for x, _r in verdicts])
+        console.print(
+            f"a per-device Wi-Fi secret sealed by the backend, opened on chip by "
+            f"{' and '.join(sealed.opened)} units; another unit → [bold]{sealed.other_unit}[/]"
+        )
 
         console.rule("[bold]6. The factory is not trusted")
         with station_client(station_dir, service.url) as backend:
@@ -303,6 +309,10 @@ def demo(
     table.add_row(
         "replayed evidence",
         "refused (nonce.replayed)" if replay == ["nonce.replayed"] else f"NOT refused {replay}",
+    )
+    table.add_row(
+        "sealed per-device secret (HPKE, ECDH on chip)",
+        f"opened by its unit ({', '.join(sealed.opened)}); another unit → {sealed.other_unit}",
     )
     for attempt, code in refusals.items():
         table.add_row(attempt, f"refused ({code})")

@@ -10,7 +10,9 @@ from birthright.cli import (
     device,
     entitlement,
     firmware,
+    opcert,
     product,
+    seal,
     sim,
     station,
     workorder,
@@ -43,6 +45,8 @@ app.add_typer(shipments_app, name="shipments")
 app.add_typer(chips_app, name="chips")
 app.add_typer(report_app, name="report")
 app.add_typer(entitlement.app, name="entitlement")
+app.add_typer(seal.app, name="seal")
+app.add_typer(opcert.app, name="opcert")
 app.command()(crl)
 app.command("revoke")(revoke)
 app.command()(serve)

@@ -377,3 +377,13 @@ class EntitlementRow(Base):
     owner: Mapped[str] = mapped_column(String(128))
     claimed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class KeyAgreementKeyRow(Base):
+    """A device's key-agreement key (DER SPKI), signed for by its identity key (ADR 0010)."""
+
+    __tablename__ = "key_agreement_keys"
+
+    serial: Mapped[str] = mapped_column(String(64), ForeignKey("devices.serial"), primary_key=True)
+    public_key_der: Mapped[bytes] = mapped_column(LargeBinary)
+    registered_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

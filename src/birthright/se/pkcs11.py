@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING, Any
 import pkcs11
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
-from pkcs11 import Attribute, ObjectClass
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from pkcs11 import KDF, Attribute, KeyType, ObjectClass
 from pkcs11.types import SignMixin
 
 from birthright.errors import ConflictError, DeviceError, InputError
@@ -248,6 +249,40 @@ class Pkcs11SecureElement:
 
     def sign(self, data: bytes) -> bytes:
         return sign_digest(self._private(), hashlib.sha256(data).digest())
+
+    def key_agreement_public_key(self) -> ec.EllipticCurvePublicKey:
+        """The key envelopes are sealed to: the identity key (ADR 0010)."""
+        public_key = self.identity_public_key()
+        if public_key is None:
+            raise DeviceError("this secure element holds no identity key", code="no_identity_key")
+        return public_key
+
+    def ecdh(self, peer: ec.EllipticCurvePublicKey) -> bytes:
+        """Z = x(d * peer), computed on the token (CKM_ECDH1_DERIVE, KDF NULL).
+
+        SoftHSM2 offers no KDF but NULL, so Z comes out as a session-only GENERIC_SECRET
+        readable once and destroyed at once; it is returned to the caller and never kept.
+        """
+        point = peer.public_bytes(Encoding.X962, PublicFormat.UncompressedPoint)
+        private = self._private()
+        with guard("key agreement on the token"):
+            secret = private.derive_key(  # type: ignore[attr-defined]
+                KeyType.GENERIC_SECRET,
+                256,
+                mechanism_param=(KDF.NULL, None, point),
+                template={
+                    Attribute.TOKEN: False,
+                    Attribute.SENSITIVE: False,
+                    Attribute.EXTRACTABLE: True,
+                },
+            )
+            try:
+                z = bytes(secret[Attribute.VALUE])
+            finally:
+                secret.destroy()
+        if len(z) != 32:
+            raise DeviceError("the token returned a shared secret of the wrong size")
+        return z
 
     def identity_key_attributes(self) -> dict[str, bool]:
         """The identity private key's SENSITIVE, EXTRACTABLE, NEVER_EXTRACTABLE, ... flags."""

@@ -57,6 +57,7 @@ from tpm2_pytss.utils import NVReadEK, create_ek_template
 
 from birthright.errors import DeviceError
 from birthright.se.signer import ExternalKeySigner
+from birthright.se.tpm_ecdh import KA_ATTRIBUTES, KA_HANDLE, ka_template, zgen
 from birthright.tpm.ek import chip_id_from_ek
 from birthright.tpm.quote import (
     FIRMWARE_PCR,
@@ -161,6 +162,21 @@ class TpmSecureElement:
 
     def sign(self, data: bytes) -> bytes:
         return self._sign_digest(hashlib.sha256(data).digest())
+
+    def key_agreement_public_key(self) -> ec.EllipticCurvePublicKey:
+        """The decrypt-only key envelopes are sealed to, made in the TPM on first use."""
+        if self._persistent(KA_HANDLE) is None:
+            self._create_persistent(KA_ATTRIBUTES, KA_HANDLE, ka_template())
+        area = self._public_area(KA_HANDLE)
+        assert area is not None
+        return parse_public(area).public_key
+
+    def ecdh(self, peer: ec.EllipticCurvePublicKey) -> bytes:
+        key = self._persistent(KA_HANDLE)
+        if key is None:
+            raise DeviceError("the TPM holds no key-agreement key yet", code="key_missing")
+        with self._tpm("key agreement"):
+            return zgen(self._esapi, key, peer)
 
     def store_chain(self, chain: Sequence[x509.Certificate]) -> None:
         blob = b"".join(
@@ -328,9 +344,12 @@ class TpmSecureElement:
             finally:
                 self._esapi.flush_context(primary)
 
-    def _create_persistent(self, attributes: TPMA_OBJECT, handle: int) -> ESYS_TR:
+    def _create_persistent(
+        self, attributes: TPMA_OBJECT, handle: int, template: TPM2B_PUBLIC | None = None
+    ) -> ESYS_TR:
         srk = self._srk()
-        template = TPM2B_PUBLIC.parse("ecc256:ecdsa-sha256:null", objectAttributes=attributes)
+        if template is None:
+            template = TPM2B_PUBLIC.parse("ecc256:ecdsa-sha256:null", objectAttributes=attributes)
         with self._tpm("generating a key"):
             private, public, *_ = self._esapi.create(srk, TPM2B_SENSITIVE_CREATE(), template)
             loaded = self._esapi.load(srk, private, public)

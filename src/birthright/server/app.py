@@ -32,9 +32,11 @@ from birthright.server.routes import (
     devices,
     enrollment,
     entitlements,
+    opcert,
     products,
     reports,
     revocation,
+    sealing,
     shipments,
 )
 from birthright.server.schemas import ErrorBody
@@ -158,6 +160,8 @@ def create_app(backend: Backend) -> FastAPI:
     app.include_router(shipments.router)
     app.include_router(device_auth.router)
     app.include_router(entitlements.router)
+    app.include_router(sealing.router)
+    app.include_router(opcert.router)
 
     @app.exception_handler(BirthrightError)
     async def _domain_error(_request: Request, exc: BirthrightError) -> JSONResponse:

@@ -14,6 +14,7 @@ from birthright.attest.keys import RESULT_KEY, load_or_create_key
 from birthright.attest.result_signing import ResultSigner
 from birthright.attest.service import AttestationService
 from birthright.ca.authority import FactoryCa, load_factory_ca
+from birthright.ca.operational import OperationalCa, load_or_create_operational_ca
 from birthright.ca.se_vendors import load_se_vendor_roots
 from birthright.ca.station import read_station_ca_cert
 from birthright.db.attestation import SqlAttestationRecords, SqlNonceStore
@@ -27,17 +28,21 @@ from birthright.db.reconcile import ReconcileStore
 from birthright.db.reports import SqlReportHistory
 from birthright.db.repository import SqlEnrollmentStore
 from birthright.db.revocation import SqlRevocationStore
+from birthright.db.seal import SqlSealStore
 from birthright.db.stations import SqlStationLedger
 from birthright.deviceauth.service import DeviceAuthService
 from birthright.enrollment.service import EnrollmentService
 from birthright.entitlements.service import EntitlementService
+from birthright.errors import ConfigError
 from birthright.genuine import SeProofVerifiers
 from birthright.genuine.pkcs11_vendor import Pkcs11VendorVerifier
 from birthright.genuine.tpm import TpmProofVerifier
+from birthright.opcert.service import OperationalCertService
 from birthright.reconcile.service import ReportService, Schedule
 from birthright.reconcile.signing import load_or_create_report_key, sign_report
 from birthright.revocation.publish import IssuingCaSigner
 from birthright.revocation.service import RevocationService
+from birthright.seal.service import SealService
 from birthright.server.limits import Limits
 from birthright.server.station_auth import StationRequestVerifier
 from birthright.settings import Settings
@@ -68,11 +73,30 @@ class Backend:
     device_auth: DeviceAuthService
     entitlements: EntitlementService
     limits: Limits = field(default_factory=Limits)
+    #: Issues LDevID-style operational certificates (ADR 0011); None in isolated logic tests.
+    operational_ca: OperationalCa | None = None
 
     @property
     def manifests(self) -> ReconcileStore:
         """Shipment and chip-delivery imports (the reconciliation's inputs)."""
         return ReconcileStore(self.sessions)
+
+    @property
+    def operational(self) -> OperationalCertService:
+        """Operational certificates for a fresh factory-identity proof (ADR 0011)."""
+        if self.operational_ca is None:
+            raise ConfigError("this backend has no operational CA", code="no_operational_ca")
+        return OperationalCertService(
+            ca=self.operational_ca,
+            devices=SqlSealStore(self.sessions),
+            nonces=SqlNonceStore(self.sessions),
+            clock=utc_now,
+        )
+
+    @property
+    def sealing(self) -> SealService:
+        """Sealing payloads to one device (ADR 0010)."""
+        return SealService(store=SqlSealStore(self.sessions), clock=utc_now)
 
     def close(self) -> None:
         self.engine.dispose()
@@ -139,6 +163,9 @@ def build_backend(settings: Settings, *, ca: FactoryCa | None = None) -> Backend
                 issuer_cert=factory_ca.issuing_cert, issuer_key=factory_ca.issuing_key
             ),
             clock=utc_now,
+        ),
+        operational_ca=load_or_create_operational_ca(
+            settings.ws, organization=settings.organization, now=utc_now()
         ),
     )
 

@@ -1,0 +1,1 @@
+"""Operational (LDevID-style) certificates traded for a fresh factory-identity proof."""
