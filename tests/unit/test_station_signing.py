@@ -39,7 +39,7 @@ from birthright.server.station_auth import (
     StationRequestVerifier,
 )
 from birthright.server.tls import request_url
-from birthright.station.signing import CounterStore, StationAuth
+from birthright.station.signing import COUNTER_BLOCK, CounterStore, StationAuth
 from birthright.types import StationId
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
@@ -509,3 +509,38 @@ def test_a_directory_outage_is_transient_not_a_bad_signature(
     with pytest.raises(TransientError):
         _verifier(pki, down).authenticate(_signed(alice, CounterStore(tmp_path / "counter")))
     assert down.refusals == []
+
+
+def test_counter_ceiling_is_durable_ahead_of_the_values_used(tmp_path: Path) -> None:
+    store = CounterStore(tmp_path / "counter", boot_id="boot-a")
+    for expected in range(1, 6):
+        with store.reserve() as value:
+            assert value == expected
+    assert store.ceiling() == COUNTER_BLOCK  # one durable write covered the whole block
+    assert CounterStore(tmp_path / "counter", boot_id="boot-a").current() == 5
+
+
+def test_after_a_power_loss_the_counter_resumes_above_the_ceiling(tmp_path: Path) -> None:
+    with CounterStore(tmp_path / "counter", boot_id="boot-a").reserve():
+        pass
+    rebooted = CounterStore(tmp_path / "counter", boot_id="boot-b")
+    with rebooted.reserve() as value:
+        assert value == COUNTER_BLOCK + 1  # never a value the last boot may have used
+    assert rebooted.ceiling() == 2 * COUNTER_BLOCK
+
+
+@pytest.mark.parametrize("content", ["", "x y z", "7", f"{10**6} {COUNTER_BLOCK} boot-a"])
+def test_a_doubtful_last_used_record_skips_to_the_ceiling(tmp_path: Path, content: str) -> None:
+    with CounterStore(tmp_path / "counter", boot_id="boot-a").reserve():
+        pass
+    (tmp_path / "counter.used").write_text(content)
+    with CounterStore(tmp_path / "counter", boot_id="boot-a").reserve() as value:
+        assert value == COUNTER_BLOCK + 1
+
+
+def test_without_a_boot_id_every_value_is_durable(tmp_path: Path) -> None:
+    store = CounterStore(tmp_path / "counter", boot_id="")
+    for _ in range(3):
+        with store.reserve():
+            pass
+    assert store.ceiling() == 3

@@ -1,7 +1,12 @@
 """The station's local journal: every unit it touched and the last step each one reached.
 
-A plain SQLite file next to the station. Writes are synchronous (``synchronous=FULL``): after
-a crash the journal says exactly how far each unit got, and the next run finishes it.
+A plain SQLite file next to the station, in WAL mode, one transaction per step: after a crash
+of the station process the journal says exactly how far each unit got, and the next run
+finishes it. Commits are not fsync'd one by one (``synchronous=NORMAL``): a commit survives
+the process being killed, and only a power loss can take back the last steps. The journal is
+not what keeps a unit whole: the chip keeps its key and chain, and the backend keeps one
+serial per chip and answers a repeated enrollment with the same certificate, so a unit whose
+last steps were lost is finished the same way on the next run (``action == "resumed"``).
 """
 
 from __future__ import annotations
@@ -68,7 +73,7 @@ class Journal:
         path.parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(SCHEMA)
         self._fault = fault
         self._units_started = -1
@@ -79,14 +84,16 @@ class Journal:
     def begin(self, chip_id: str, label: str) -> None:
         self._units_started += 1
         now = _now()
-        self._db.execute(
-            "INSERT INTO units (chip_id, label, step, attempts, updated_at) "
-            "VALUES (?, ?, 'started', 1, ?) "
-            "ON CONFLICT (chip_id) DO UPDATE SET attempts = attempts + 1, updated_at = ?, "
-            "step = CASE WHEN step = 'done' THEN 'done' ELSE 'started' END, code = NULL",
-            (chip_id, label, now, now),
-        )
-        self._event(chip_id, "started", label)
+        with self._db:  # one transaction for the unit row and its event
+            self._db.execute("BEGIN")
+            self._db.execute(
+                "INSERT INTO units (chip_id, label, step, attempts, updated_at) "
+                "VALUES (?, ?, 'started', 1, ?) "
+                "ON CONFLICT (chip_id) DO UPDATE SET attempts = attempts + 1, updated_at = ?, "
+                "step = CASE WHEN step = 'done' THEN 'done' ELSE 'started' END, code = NULL",
+                (chip_id, label, now, now),
+            )
+            self._event(chip_id, "started", label)
 
     def mark(
         self,
@@ -97,12 +104,15 @@ class Journal:
         cert_serial: str | None = None,
         code: str | None = None,
     ) -> None:
-        self._db.execute(
-            "UPDATE units SET step = ?, serial = COALESCE(?, serial), "
-            "cert_serial = COALESCE(?, cert_serial), code = ?, updated_at = ? WHERE chip_id = ?",
-            (step, serial, cert_serial, code, _now(), chip_id),
-        )
-        self._event(chip_id, step, code or serial or cert_serial)
+        with self._db:
+            self._db.execute("BEGIN")
+            self._db.execute(
+                "UPDATE units SET step = ?, serial = COALESCE(?, serial), "
+                "cert_serial = COALESCE(?, cert_serial), code = ?, updated_at = ? "
+                "WHERE chip_id = ?",
+                (step, serial, cert_serial, code, _now(), chip_id),
+            )
+            self._event(chip_id, step, code or serial or cert_serial)
         fault = self._fault
         if fault is not None and fault.step == step and fault.unit == self._units_started:
             os.kill(os.getpid(), signal.SIGKILL)

@@ -6,7 +6,7 @@ parameters ``created``, ``keyid`` (the station id) and ``alg="ecdsa-p256-sha256"
 the station's token key: ``http-message-signatures`` prepares the signature base, the token
 signs it, and the raw r‖s goes back into the headers.
 
-The counter is taken from ``CounterStore`` (file-backed, fsync'd) and held, with an exclusive
+The counter is taken from ``CounterStore`` (file-backed, below an fsync'd ceiling) and held, with an exclusive
 lock, until the response arrives: one station sends one signed request at a time, so the
 backend sees its counters in order; a counter it has seen before from a different request is a
 clone (``counter_fork``).
@@ -50,8 +50,30 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+#: Counters made durable at once: one fsync'd write per this many requests.
+COUNTER_BLOCK = 256
+_BOOT_ID = Path("/proc/sys/kernel/random/boot_id")
+
+
+def _boot_id() -> str:
+    try:
+        return _BOOT_ID.read_text().strip()
+    except OSError:
+        return ""
+
+
 class CounterStore:
-    """A strictly increasing counter in a file; each value is durable before it is used.
+    """A strictly increasing counter; every value it hands out is above a durable ceiling.
+
+    The file ``path`` holds the ceiling ``C`` (written and fsync'd): no value above it has
+    ever been used. Values are handed out from a block: when the next value passes ``C``, the
+    ceiling moves ``COUNTER_BLOCK`` ahead, durably, before the value is used. The last value
+    used is kept in ``<file>.used`` with the ceiling it belongs to and the kernel's boot id,
+    written without fsync: a process crash leaves it in the page cache, and after a power
+    loss (a new boot id) or any doubt (damaged, another ceiling) the counter resumes at
+    ``C + 1``. Skipped values are harmless (the backend wants strictly increasing, not
+    consecutive); a value used twice would look like a clone. Without a boot id (not Linux)
+    every value is made durable on its own.
 
     ``reserve()`` holds a thread lock and an exclusive ``flock`` on ``<file>.lock`` for as
     long as the caller uses the value, so two processes on one station directory cannot send
@@ -59,12 +81,14 @@ class CounterStore:
     silent restart (the backend would take a restart for a clone).
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, boot_id: str | None = None) -> None:
         self.path = path
         self._lock_path = path.with_name(path.name + ".lock")
+        self._used_path = path.with_name(path.name + ".used")
         self._lock = threading.Lock()
+        self._boot = _boot_id() if boot_id is None else boot_id
 
-    def current(self) -> int:
+    def ceiling(self) -> int:
         try:
             text = self.path.read_text().strip()
         except FileNotFoundError:
@@ -73,17 +97,41 @@ class CounterStore:
             raise ConfigError(f"the counter file {self.path} is damaged", code="counter_damaged")
         return int(text)
 
+    def current(self) -> int:
+        """The last value handed out (or, when that is not known for sure, the ceiling)."""
+        ceiling = self.ceiling()
+        used = self._last_used(ceiling)
+        return ceiling if used is None else used
+
+    def _last_used(self, ceiling: int) -> int | None:
+        if not self._boot:
+            return None
+        try:
+            value, of_ceiling, boot = self._used_path.read_text().split()
+        except (OSError, ValueError):
+            return None
+        if boot != self._boot or of_ceiling != str(ceiling) or not value.isdigit():
+            return None
+        return int(value) if int(value) <= ceiling else None
+
     @contextmanager
     def reserve(self) -> Iterator[int]:
-        """The next counter value, written and fsync'd; exclusive until the block ends."""
+        """The next counter value, below a durable ceiling; exclusive until the block ends."""
         with self._lock:
             fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o600)
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX)
-                value = self.current() + 1
+                ceiling = self.ceiling()
+                used = self._last_used(ceiling)
+                value = (ceiling if used is None else used) + 1
                 if value > MAX_COUNTER:
                     raise ConfigError("the request counter is exhausted", code="counter_damaged")
-                self._write(value)
+                if value > ceiling:
+                    block = COUNTER_BLOCK if self._boot else 1
+                    ceiling = min(value + block - 1, MAX_COUNTER)
+                    self._write(ceiling)
+                if self._boot:
+                    self._used_path.write_text(f"{value} {ceiling} {self._boot}\n")
                 yield value
             finally:
                 os.close(fd)  # releases the flock
