@@ -47,13 +47,29 @@ fuzz: setup
 	PYTHONPATH=. BIRTHRIGHT_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) BIRTHRIGHT_FUZZ_RANDOM=1 \
 	  $(BIN)/pytest -q -s tests/integration/test_api_fuzz.py
 
+# Benchmarks: not part of `make test`. PostgreSQL figures use a database of their own
+# (BENCH_DATABASE, created if missing; its schema is dropped), skipped when no server answers.
+BENCH_APT_PACKAGES := golang-cfssl
+BENCH_DATABASE ?= birthright_bench
+BENCH_PG := postgresql+psycopg://postgres@127.0.0.1:5432/$(BENCH_DATABASE)
+REVOCATION_ENTRIES ?= 1000000
 bench: setup
-	PYTHONPATH=. $(BIN)/python -m bench.enroll
-	PYTHONPATH=. $(BIN)/python -m bench.revocation
-	PYTHONPATH=. $(BIN)/python -m bench.attest
-	PYTHONPATH=. $(BIN)/python -m bench.device_auth
-	PYTHONPATH=. $(BIN)/python -m bench.reconcile --rows $(RECONCILE_ROWS)
-	PYTHONPATH=. $(BIN)/python -m bench.concurrency
+	@dpkg -s $(BENCH_APT_PACKAGES) >/dev/null 2>&1 || { SUDO=""; [ "$$(id -u)" -eq 0 ] || SUDO=sudo; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $(BENCH_APT_PACKAGES); }
+	rm -f bench/results.json
+	if pg_isready -h 127.0.0.1 -p 5432 -q 2>/dev/null; then \
+	  psql -h 127.0.0.1 -U postgres -tAc "SELECT 1 FROM pg_database WHERE datname = '$(BENCH_DATABASE)'" | grep -q 1 || \
+	    psql -h 127.0.0.1 -U postgres -qc "CREATE DATABASE $(BENCH_DATABASE)"; \
+	  export BIRTHRIGHT_BENCH_DATABASE_URL=$(BENCH_PG); fi; \
+	set -e; \
+	PYTHONPATH=. $(BIN)/python -m bench.enroll; \
+	PYTHONPATH=. $(BIN)/python -m bench.station; \
+	PYTHONPATH=. $(BIN)/python -m bench.attest; \
+	PYTHONPATH=. $(BIN)/python -m bench.device_auth; \
+	PYTHONPATH=. $(BIN)/python -m bench.revocation --entries $(REVOCATION_ENTRIES); \
+	PYTHONPATH=. $(BIN)/python -m bench.reconcile --rows $(RECONCILE_ROWS); \
+	if [ -n "$${BIRTHRIGHT_BENCH_DATABASE_URL:-}" ]; then PYTHONPATH=. $(BIN)/python -m bench.concurrency; fi
+	PYTHONPATH=. $(BIN)/python -m bench.summary
 
 lint: venv
 	$(BIN)/ruff check .

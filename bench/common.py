@@ -57,6 +57,12 @@ def figure(
     return f
 
 
+def once(name: str, unit: str, value: object, note: str = "") -> Figure:
+    """A figure measured once (a long run, or one whose repeats are inside it)."""
+    v = float(value)  # type: ignore[arg-type]
+    return Figure(name, unit, v, v, v, 1, note=note)
+
+
 def record(figures: list[Figure]) -> None:
     existing: dict[str, Any] = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     for f in figures:

@@ -31,6 +31,7 @@ import httpx
 from sqlalchemy import Engine, text
 from tests.integration.burst import Outcome, check_invariants, run_station, seed
 
+from bench.common import once, record
 from birthright.audit.signing import load_audit_public_key
 from birthright.ca.authority import init_workspace_ca
 from birthright.db.engine import make_engine
@@ -238,6 +239,16 @@ def main() -> None:
     )
     for key, value in result.items():
         print(f"{key:>18}: {value:,.1f}" if isinstance(value, float) else f"{key:>18}: {value}")
+    where = f"{args.processes} service processes × {args.stations} stations, PostgreSQL"
+    record(
+        [
+            once(
+                f"concurrent enrollments/s, {where}", "enrollments/s", result["enrollments_per_s"]
+            ),
+            once(f"concurrent enrollment latency p50, {where}", "ms", result["p50_ms"]),
+            once(f"concurrent enrollment latency p99, {where}", "ms", result["p99_ms"]),
+        ]
+    )
 
 
 if __name__ == "__main__":

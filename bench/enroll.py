@@ -11,6 +11,7 @@ import argparse
 import multiprocessing
 import os
 import shutil
+import statistics
 import time
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
@@ -23,7 +24,16 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import NameOID
 
-from bench.common import Figure, figure, free_port, print_table, record, service
+from bench import cfssl
+from bench.common import (
+    Figure,
+    cpu_seconds,
+    figure,
+    free_port,
+    print_table,
+    record,
+    service_process,
+)
 
 
 def make_csrs(n: int) -> list[bytes]:
@@ -180,6 +190,21 @@ def main() -> None:
         runs=args.runs,
     )
     figures: list[Figure] = [raw]
+    peers: dict[int, float] = {}
+    if cfssl.available():
+        with cfssl.cfssl_serve(args.workdir / "cfssl") as cfssl_port:
+            for clients in (1, 8):
+                peer = figure(
+                    f"cfssl serve sign API, {clients} client(s), HTTP",
+                    "certs/s",
+                    lambda c=clients: cfssl.sign_rate(cfssl_port, make_csrs(args.units), c),  # type: ignore[misc]
+                    runs=args.runs,
+                    reference=("raw issue rate", raw.median),
+                )
+                peers[clients] = peer.median
+                figures.append(peer)
+    else:
+        print("cfssl not installed (Debian package golang-cfssl): no peer reference")
     databases = {"sqlite": "sqlite:///{ws}/birthright.db"}
     if os.environ.get("BIRTHRIGHT_BENCH_DATABASE_URL"):
         databases["postgresql"] = os.environ["BIRTHRIGHT_BENCH_DATABASE_URL"]
@@ -200,23 +225,54 @@ def main() -> None:
             batches = iter([make_csrs(args.units) for _ in range(args.runs)])
             counter = iter(range(1000))
             port = free_port()
-            with service(ws, port, ca_file=ws / "ca" / "root.pem") as base:
+            server_cpu: list[float] = []
+            with service_process(ws, port, ca_file=ws / "ca" / "root.pem") as (base, proc):
 
                 def one_run(
                     base: str = base,
                     dirs: list[Path] = dirs,
                     batches: Iterator[list[bytes]] = batches,
                     counter: Iterator[int] = counter,
+                    pid: int = proc.pid,
+                    server_cpu: list[float] = server_cpu,
                 ) -> float:
-                    return run_stations(base, next(batches), dirs, next(counter))
+                    before = cpu_seconds(pid)
+                    rate = run_stations(base, next(batches), dirs, next(counter))
+                    server_cpu.append((cpu_seconds(pid) - before) / args.units * 1000)
+                    return rate
 
+                name = f"enrollments/s, {stations} station(s), {db_name}"
+                measured = figure(
+                    name,
+                    "enrollments/s",
+                    one_run,
+                    runs=args.runs,
+                    reference=("raw issue rate", raw.median),
+                )
+                figures.append(measured)
+                if stations in peers:
+                    figures.append(
+                        Figure(
+                            f"{name}, against cfssl",
+                            "enrollments/s",
+                            measured.median,
+                            measured.minimum,
+                            measured.maximum,
+                            measured.runs,
+                            reference=f"cfssl, {stations} client(s)",
+                            reference_median=peers[stations],
+                            ratio=measured.median / peers[stations],
+                        )
+                    )
                 figures.append(
-                    figure(
-                        f"enrollments/s, {stations} station(s), {db_name}",
-                        "enrollments/s",
-                        one_run,
-                        runs=args.runs,
-                        reference=("raw issue rate", raw.median),
+                    Figure(
+                        f"service CPU per enrollment, {stations} station(s), {db_name}",
+                        "ms",
+                        statistics.median(server_cpu),
+                        min(server_cpu),
+                        max(server_cpu),
+                        len(server_cpu),
+                        note="reserve + enroll, both signed requests",
                     )
                 )
     record(figures)

@@ -26,6 +26,8 @@ from __future__ import annotations
 import argparse
 import os
 import resource
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -34,7 +36,7 @@ from pathlib import Path
 
 from sqlalchemy import Engine, text
 
-from bench.common import Figure, print_table, record
+from bench.common import Figure, once, print_table, record
 
 DAY = date(2026, 11, 26)
 EVERY = 10_000
@@ -186,7 +188,55 @@ def expected(rows: int) -> dict[str, int]:
     }
 
 
-def run(name: str, url: str, rows: int) -> list[Figure]:
+def export_serials(engine: Engine, folder: Path) -> tuple[Path, Path]:
+    """The two serial lists as plain files, shuffled (``shuf``) as shipping records come."""
+    lists = []
+    for table in ("devices", "shipments"):
+        path = folder / f"{table}.txt"
+        with engine.connect() as conn, path.open("w") as out:
+            result = conn.execution_options(stream_results=True, yield_per=100_000).execute(
+                text(f"SELECT serial FROM {table}")  # noqa: S608 - fixed table names
+            )
+            for chunk in result.partitions():
+                out.write("".join(f"{serial}\n" for (serial,) in chunk))
+        subprocess.run(["shuf", "-o", str(path), str(path)], check=True)
+        lists.append(path)
+    return lists[0], lists[1]
+
+
+def sort_comm(enrolled: Path, shipped: Path, folder: Path) -> tuple[float, float]:
+    """The reference: ``LC_ALL=C sort`` both lists, then ``comm -3`` (serials in one list
+    only). Returns seconds and the peak RSS of the largest child (MiB)."""
+    env = {**os.environ, "LC_ALL": "C"}
+    start = time.perf_counter()
+    peaks = [
+        _child_peak_rss(["sort", "-o", str(folder / f"{path.stem}.sorted"), str(path)], env=env)
+        for path in (enrolled, shipped)
+    ]
+    comm = [
+        "sh",
+        "-c",
+        f"comm -3 {folder / 'devices.sorted'} {folder / 'shipments.sorted'} > {folder / 'comm'}",
+    ]
+    peaks.append(_child_peak_rss(comm, env=env))
+    return time.perf_counter() - start, max(peaks)
+
+
+_PEAK = (
+    "import resource, subprocess, sys; subprocess.run(sys.argv[1:], check=True); "
+    "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
+)
+
+
+def _child_peak_rss(command: list[str], *, env: dict[str, str]) -> float:
+    """Run ``command`` under a small Python parent of its own; the peak RSS of it (MiB)."""
+    done = subprocess.run(
+        [sys.executable, "-c", _PEAK, *command], check=True, env=env, capture_output=True
+    )
+    return int(done.stdout.split()[-1]) / 1024
+
+
+def run(name: str, url: str, rows: int, folder: Path) -> list[Figure]:
     from birthright.db.engine import make_sessionmaker
     from birthright.db.reconcile import ReconcileStore
     from birthright.reconcile.render import to_json
@@ -197,7 +247,8 @@ def run(name: str, url: str, rows: int) -> list[Figure]:
     loaded = load(engine, rows)
     print(f"{name}: loaded {rows:,} devices, shipments and chips in {loaded:.1f} s")
     store = ReconcileStore(make_sessionmaker(engine))
-    out: list[Figure] = [_once(f"reconcile.{name}.load_{rows}", "s", loaded)]
+    out: list[Figure] = [once(f"reconcile.{name}.load_{rows}", "s", loaded)]
+    timed: list[Figure] = []
     for label, day in (("day", DAY), ("all_time", None)):
         timings: dict[str, float] = {}
         start = time.perf_counter()
@@ -212,14 +263,20 @@ def run(name: str, url: str, rows: int) -> list[Figure]:
             raise SystemExit(f"{name} {label}: minted {report.total.minted} != {rows}")
         detail = ", ".join(f"{k} {v:.2f}s" for k, v in timings.items())
         print(f"{name} {label}: {elapsed:.2f} s ({detail}); JSON {size:,} bytes")
-        out.append(_once(f"reconcile.{name}.{label}_{rows}", "s", elapsed, note=detail))
-    out.append(_once(f"reconcile.{name}.peak_rss_{rows}", "MiB", maxrss_mib()))
+        timed.append(once(f"reconcile.{name}.{label}_{rows}", "s", elapsed, note=detail))
+    rss = once(f"reconcile.{name}.peak_rss_{rows}", "MiB", maxrss_mib())
+    # The reference after our own figures, so its export does not count in our peak RSS.
+    enrolled, shipped = export_serials(engine, folder)
+    reference, reference_rss = sort_comm(enrolled, shipped, folder)
+    print(f"{name}: sort | comm of the two lists {reference:.1f} s, {reference_rss:.0f} MiB")
+    for figure in timed:
+        figure.reference, figure.reference_median = "sort | comm", reference
+        figure.ratio = figure.median / reference
+    rss.reference, rss.reference_median = "sort | comm (peak RSS)", reference_rss
+    rss.ratio = rss.median / reference_rss
+    out += [*timed, rss]
     engine.dispose()
     return out
-
-
-def _once(name: str, unit: str, value: float, note: str = "") -> Figure:
-    return Figure(name, unit, value, value, value, 1, note=note)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -241,7 +298,7 @@ def main(argv: list[str] | None = None) -> None:
             parser.error("set BIRTHRIGHT_BENCH_DATABASE_URL to a PostgreSQL database")
     for name, url_for in targets:
         with tempfile.TemporaryDirectory(prefix="bench-reconcile-") as tmp:
-            figures += run(name, url_for(Path(tmp)), args.rows)
+            figures += run(name, url_for(Path(tmp)), args.rows, Path(tmp))
     print_table(figures)
     record(figures)
 
