@@ -149,9 +149,50 @@ def service_process(
 
 
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds a process has used so far (Linux ``/proc``)."""
+    """User + system CPU seconds a process and its live children have used so far (Linux
+    ``/proc``): a server with worker processes counts as one."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    own = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    children: list[int] = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            children += [int(c) for c in (task / "children").read_text().split()]
+        except OSError:
+            continue
+    return own + sum(cpu_seconds(c) for c in children if Path(f"/proc/{c}").exists())
+
+
+@contextmanager
+def status_responder(workspace: Path, port: int, *, workers: int) -> Iterator[tuple[str, int]]:
+    """``birthright serve-status`` (plain HTTP) as a child process; its URL and pid."""
+    log = (workspace / "bench-status.log").open("ab")
+    command = [sys.executable, "-m", "birthright.cli.main", "serve-status", "-w", str(workspace)]
+    proc = subprocess.Popen(
+        [*command, "--port", str(port), "--workers", str(workers)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"serve-status did not start; see {workspace}/bench-status.log")
+            time.sleep(0.1)
+        yield url, proc.pid
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
 
 
 def no_rate_limits() -> dict[str, float]:

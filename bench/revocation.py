@@ -39,6 +39,7 @@ from bench.common import (
     print_table,
     record,
     service_process,
+    status_responder,
 )
 
 BATCH = 20_000
@@ -484,20 +485,28 @@ def ocsp_figures(
     ]
     ca_file = ws / "ca" / "root.pem"
     tls = ssl.create_default_context(cafile=str(ca_file))
-    label = f"HTTPS, {args.ocsp_threads} threads, {tag}"
-    ours_lat: list[float] = []
-    ours_cpu: list[float] = []
-    with service_process(ws, free_port(), ca_file=ca_file) as (base, proc):
-        check_answers(f"{base}/ocsp", bodies[:50], expect, tls)
+    runs: list[tuple[str, Figure, list[float], list[float]]] = []
+
+    def measure(label: str, url: str, pid: int, tls: ssl.SSLContext | None) -> None:
+        check_answers(url, bodies[:50], expect, tls or True)
         # warm up: every answer signed once, as a replica that has been up a while
-        ocsp_load(f"{base}/ocsp", bodies, threads=args.ocsp_threads, seconds=2, tls=tls)
+        ocsp_load(url, bodies, threads=args.ocsp_threads, seconds=2, tls=tls)
+        lat: list[float] = []
+        cpu: list[float] = []
 
-        def ours_ocsp(base: str = base, pid: int = proc.pid) -> float:
-            return _timed_load(
-                f"{base}/ocsp", bodies, args, tls=tls, pid=pid, lat=ours_lat, cpu=ours_cpu
-            )
+        def once() -> float:
+            return _timed_load(url, bodies, args, tls=tls, pid=pid, lat=lat, cpu=cpu)
 
-        ours_rate = figure(f"OCSP answers/s, {label}", "answers/s", ours_ocsp, runs=args.runs)
+        rate = figure(f"OCSP answers/s, {label}", "answers/s", once, runs=args.runs)
+        runs.append((label, rate, lat, cpu))
+
+    threads = f"{args.ocsp_threads} client threads, {tag}"
+    with service_process(ws, free_port(), ca_file=ca_file) as (base, proc):
+        measure(f"service, HTTPS, {threads}", f"{base}/ocsp", proc.pid, tls)
+    for workers in args.status_workers:
+        with status_responder(ws, free_port(), workers=workers) as (base, pid):
+            label = f"serve-status, HTTP, {workers} worker(s), {threads}"
+            measure(label, f"{base}/ocsp", pid, None)
     ref_rate: Figure | None = None
     ref_lat: list[float] = []
     ref_cpu: list[float] = []
@@ -532,40 +541,57 @@ def ocsp_figures(
             responder.terminate()
             responder.wait(timeout=10)
     figures: list[Figure] = []
+    for label, rate, lat, cpu in runs:
+        figures += _ocsp_figures(label, rate, lat, cpu, args.runs, ref_rate, ref_lat, ref_cpu)
     if ref_rate is not None:
-        ours_rate.reference, ours_rate.reference_median = "openssl ocsp", ref_rate.median
-        ours_rate.ratio = ours_rate.median / ref_rate.median
-    figures.append(ours_rate)
+        figures.append(ref_rate)
+    return figures
+
+
+def _ocsp_figures(
+    label: str,
+    rate: Figure,
+    lat: list[float],
+    cpu: list[float],
+    runs: int,
+    ref_rate: Figure | None,
+    ref_lat: list[float],
+    ref_cpu: list[float],
+) -> list[Figure]:
+    """Answers/s, p50/p99 and server CPU per answer, each against ``openssl ocsp``."""
+    if ref_rate is not None:
+        rate.reference, rate.reference_median = "openssl ocsp", ref_rate.median
+        rate.ratio = rate.median / ref_rate.median
+    figures = [rate]
     for q in (50, 99):
-        mine = percentile(ours_lat, q)
-        lat = Figure(
+        mine = percentile(lat, q)
+        f = Figure(
             f"OCSP latency p{q}, {label}",
             "ms",
             mine,
             mine,
             mine,
-            args.runs,
-            note=f"over all requests of the {args.runs} runs",
+            runs,
+            note=f"over all requests of the {runs} runs",
         )
         if ref_lat:
-            lat.reference, lat.reference_median = "openssl ocsp", percentile(ref_lat, q)
-            lat.ratio = mine / lat.reference_median
-        figures.append(lat)
-    cpu = Figure(
+            f.reference, f.reference_median = "openssl ocsp", percentile(ref_lat, q)
+            f.ratio = mine / f.reference_median
+        figures.append(f)
+    per_answer = Figure(
         f"OCSP server CPU per answer, {label}",
         "µs",
-        statistics.median(ours_cpu),
-        min(ours_cpu),
-        max(ours_cpu),
-        args.runs,
-        note="server process user+system CPU / answers: what one core of a replica costs",
+        statistics.median(cpu),
+        min(cpu),
+        max(cpu),
+        runs,
+        note="server processes' user+system CPU / answers: what one core of a replica costs",
     )
     if ref_cpu:
-        cpu.reference, cpu.reference_median = "openssl ocsp", statistics.median(ref_cpu)
-        cpu.ratio = cpu.median / cpu.reference_median
-    figures.append(cpu)
-    if ref_rate is not None:
-        figures.append(ref_rate)
+        per_answer.reference = "openssl ocsp"
+        per_answer.reference_median = statistics.median(ref_cpu)
+        per_answer.ratio = per_answer.median / per_answer.reference_median
+    figures.append(per_answer)
     return figures
 
 
@@ -681,6 +707,12 @@ def main() -> None:
     parser.add_argument("--ocsp-threads", type=int, default=4)
     parser.add_argument("--lookups", type=int, default=10_000)
     parser.add_argument("--no-openssl-ocsp", action="store_true", help="skip the OCSP reference")
+    parser.add_argument(
+        "--status-workers",
+        type=lambda v: [int(w) for w in v.split(",")],
+        default=[1, 2],
+        help="worker counts of `birthright serve-status` to measure (comma-separated)",
+    )
     parser.add_argument(
         "--recall-units", type=int, default=100_000, help="units in the recall figure (0: skip)"
     )

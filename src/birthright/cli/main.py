@@ -23,6 +23,7 @@ from birthright.cli.reconcile import chips_app, shipments_app
 from birthright.cli.report import report_app
 from birthright.cli.revoke import crl, recall_app, revocation_app, revoke
 from birthright.cli.serve import db_app, serve
+from birthright.cli.status import serve_status
 
 app = typer.Typer(
     name="birthright",
@@ -50,6 +51,7 @@ app.add_typer(opcert.app, name="opcert")
 app.command()(crl)
 app.command("revoke")(revoke)
 app.command()(serve)
+app.command("serve-status")(serve_status)
 app.command()(demo)
 
 

@@ -40,6 +40,7 @@ from birthright.server.routes import (
     shipments,
 )
 from birthright.server.schemas import ErrorBody
+from birthright.server.status_asgi import OcspFastPath
 
 log = logging.getLogger(__name__)
 
@@ -223,7 +224,7 @@ def create_app(backend: Backend) -> FastAPI:
         return {"status": "ok"}
 
     # Inside the body limit (and the rate limits), outside the catch-all middleware above.
-    app.add_middleware(revocation.OcspFastPath, revocation=backend.revocation)
+    app.add_middleware(OcspFastPath, revocation=backend.revocation)
     app.add_middleware(BodyLimit, limit=backend.max_body_bytes)
     app.add_middleware(ClientRateLimit, limits=backend.limits)  # outermost: sheds floods first
     return app

@@ -6,10 +6,10 @@ parameters ``created``, ``keyid`` (the station id) and ``alg="ecdsa-p256-sha256"
 the station's token key: ``http-message-signatures`` prepares the signature base, the token
 signs it, and the raw r‖s goes back into the headers.
 
-The counter is taken from ``CounterStore`` (file-backed, below an fsync'd ceiling) and held, with an exclusive
-lock, until the response arrives: one station sends one signed request at a time, so the
-backend sees its counters in order; a counter it has seen before from a different request is a
-clone (``counter_fork``).
+The counter is taken from ``CounterStore`` (file-backed, below an fsync'd ceiling) and held,
+with an exclusive lock, until the response arrives: one station sends one signed request at a
+time, so the backend sees its counters in order; a counter it has seen before from a different
+request is a clone (``counter_fork``).
 """
 
 from __future__ import annotations
