@@ -11,12 +11,10 @@ from __future__ import annotations
 
 import http.client
 import json
-import multiprocessing
 import shutil
 import subprocess
 import time
 from collections.abc import Iterator
-from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -26,7 +24,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from bench.common import free_port
+from bench.common import Started, free_port, in_parallel
 
 CONFIG = {
     "signing": {
@@ -121,8 +119,10 @@ def cfssl_serve(folder: Path) -> Iterator[int]:
         log.close()
 
 
-def _client(port: int, csrs_pem: list[str]) -> int:
+def _client(started: Started, port: int, csrs_pem: list[str]) -> tuple[int, float, float]:
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    conn.connect()
+    start = started.go()
     done = 0
     for pem in csrs_pem:
         body = json.dumps({"certificate_request": pem})
@@ -132,7 +132,7 @@ def _client(port: int, csrs_pem: list[str]) -> int:
             raise RuntimeError(f"cfssl refused a CSR: {answer.get('errors')}")
         done += 1
     conn.close()
-    return done
+    return done, start, time.time()
 
 
 def sign_rate(port: int, csrs_der: list[bytes], clients: int) -> float:
@@ -142,13 +142,4 @@ def sign_rate(port: int, csrs_der: list[bytes], clients: int) -> float:
         for d in csrs_der
     ]
     share = len(pems) // clients
-    spawn = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(clients, mp_context=spawn) as pool:
-        pool.submit(int).result()
-        start = time.perf_counter()
-        futures = [
-            pool.submit(_client, port, pems[c * share : (c + 1) * share]) for c in range(clients)
-        ]
-        done = sum(f.result() for f in futures)
-        elapsed = time.perf_counter() - start
-    return done / elapsed
+    return in_parallel(_client, [(port, pems[c * share : (c + 1) * share]) for c in range(clients)])

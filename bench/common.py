@@ -85,6 +85,34 @@ def print_table(figures: list[Figure]) -> None:
     Console(width=140).print(table)
 
 
+class Started:
+    """Handed to each process of ``in_parallel``: wait for the others, then take the time."""
+
+    def __init__(self, barrier: Any) -> None:
+        self._barrier = barrier
+
+    def go(self) -> float:
+        self._barrier.wait()
+        return time.time()
+
+
+def in_parallel(fn: Callable[..., tuple[int, float, float]], jobs: list[tuple[Any, ...]]) -> float:
+    """Run ``fn(started, *job)`` in one spawned process per job, all at once; each does its
+    setup, calls ``started.go()`` (which returns when every process is ready) and returns
+    ``(items done, start, end)``. Returns items per second from the first start to the last
+    end: process start-up and client setup are not timed, as on a line that has been running.
+    """
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    spawn = multiprocessing.get_context("spawn")  # never fork a process with PKCS#11 loaded
+    with spawn.Manager() as manager, ProcessPoolExecutor(len(jobs), mp_context=spawn) as pool:
+        started = Started(manager.Barrier(len(jobs)))
+        results = [f.result() for f in [pool.submit(fn, started, *job) for job in jobs]]
+    done = sum(r[0] for r in results)
+    return done / (max(r[2] for r in results) - min(r[1] for r in results))
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -8,13 +8,11 @@ software keys: the secure element's own keygen and signing are not what is measu
 from __future__ import annotations
 
 import argparse
-import multiprocessing
 import os
 import shutil
 import statistics
 import time
 from collections.abc import Iterator
-from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -27,9 +25,11 @@ from cryptography.x509.oid import NameOID
 from bench import cfssl
 from bench.common import (
     Figure,
+    Started,
     cpu_seconds,
     figure,
     free_port,
+    in_parallel,
     print_table,
     record,
     service_process,
@@ -133,7 +133,9 @@ def setup_workspace(
     return dirs
 
 
-def _station_process(url: str, csrs: list[bytes], station_dir: Path, offset: int) -> int:
+def _station_process(
+    started: Started, url: str, csrs: list[bytes], station_dir: Path, offset: int
+) -> tuple[int, float, float]:
     """One station, as on the line: its own process, mTLS client, token key and counter."""
     from birthright.station.connect import station_client
     from birthright.station.identity import load_station_config
@@ -141,6 +143,8 @@ def _station_process(url: str, csrs: list[bytes], station_dir: Path, offset: int
     station_id = load_station_config(station_dir).station_id
     ok = 0
     with station_client(station_dir, url) as client:
+        client.health()  # the TLS session is up before the clock starts
+        start = started.go()
         for i, csr in enumerate(csrs):
             chip = f"chip-{offset}-{station_id}-{i}"
             serial = client.reserve_serial(
@@ -154,25 +158,15 @@ def _station_process(url: str, csrs: list[bytes], station_dir: Path, offset: int
                 csr_der=csr,
             )
             ok += enrolled.created
-    return ok
+        return ok, start, time.time()
 
 
 def run_stations(url: str, csrs: list[bytes], station_dirs: list[Path], offset: int) -> float:
     """Each station runs in its own process (a factory has one station per PC) and enrolls
     its share; returns enrollments/s over the whole run."""
     share = len(csrs) // len(station_dirs)
-    spawn = multiprocessing.get_context("spawn")  # never fork a process with PKCS#11 loaded
-    with ProcessPoolExecutor(len(station_dirs), mp_context=spawn) as pool:
-        pool.submit(int).result()  # workers are up before the clock starts
-        start = time.perf_counter()
-        futures = [
-            pool.submit(_station_process, url, csrs[s * share : (s + 1) * share], d, offset)
-            for s, d in enumerate(station_dirs)
-        ]
-        done = sum(f.result() for f in futures)
-        elapsed = time.perf_counter() - start
-    assert done == share * len(station_dirs), f"only {done} enrolled"
-    return done / elapsed
+    jobs = [(url, csrs[s * share : (s + 1) * share], d, offset) for s, d in enumerate(station_dirs)]
+    return in_parallel(_station_process, jobs)
 
 
 def main() -> None:
