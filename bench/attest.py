@@ -27,7 +27,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from bench.common import Figure, figure, print_table, record
+from bench.common import Figure, figure, print_table, record, reset_postgres
 
 PRODUCT = "BENCH"
 STATION = "st-bench"
@@ -64,7 +64,7 @@ class Bench:
         self.settings.ws.create()
         write_settings_file(self.settings, tuple(overrides))
         if database_url:
-            _reset_postgres(database_url)
+            reset_postgres(database_url)
         upgrade(self.settings.effective_database_url)
         init_workspace_pki(self.settings, now=datetime.now(UTC))
         image = root / "fw.bin"
@@ -135,18 +135,6 @@ class Bench:
 
     def close(self) -> None:
         self.backend.close()
-
-
-def _reset_postgres(url: str) -> None:
-    from sqlalchemy import text
-
-    from birthright.db.engine import make_engine
-
-    engine = make_engine(url)
-    with engine.begin() as conn:
-        conn.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
-        conn.execute(text("CREATE SCHEMA public"))
-    engine.dispose()
 
 
 def _eat(
@@ -222,46 +210,56 @@ def tpm_rate(bench: Bench, rounds: int) -> float:
     return len(batch) / (time.perf_counter() - start)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+Unit = tuple[str, ec.EllipticCurvePrivateKey, list[bytes]]
+Measure = Callable[[Bench, list[Unit], argparse.Namespace, str, Figure], list[Figure]]
+
+
+def run_on_databases(description: str, prefix: str, measure: Measure) -> None:
+    """The shared frame of the verifier benchmarks: the raw verify rate, then ``measure`` on
+    SQLite and, when ``BIRTHRIGHT_BENCH_DATABASE_URL`` is set, on PostgreSQL."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--units", type=int, default=50)
     parser.add_argument("--rounds", type=int, default=6)
     args = parser.parse_args()
-    database_url = os.environ.get("BIRTHRIGHT_BENCH_DATABASE_URL")
-    tag = "PostgreSQL" if database_url else "SQLite"
-    figures: list[Figure] = []
+    databases: dict[str, str | None] = {"SQLite": None}
+    if os.environ.get("BIRTHRIGHT_BENCH_DATABASE_URL"):
+        databases["PostgreSQL"] = os.environ["BIRTHRIGHT_BENCH_DATABASE_URL"]
     raw = figure("raw ECDSA P-256 verify (cryptography, 1 core)", "verifies/s", raw_verify_rate)
-    figures.append(raw)
-    with tempfile.TemporaryDirectory(prefix="bench-attest-") as tmp:
-        bench = Bench(Path(tmp), database_url)
-        try:
-            units = [bench.software_unit(i) for i in range(args.units)]
-            figures.append(
-                figure(
-                    f"verified EAT attestations, {tag}",
-                    "attestations/s",
-                    lambda: software_rate(bench, units, 2),
-                    runs=3,
-                    reference=("raw verify", raw.median),
-                    note="parse, nonce consume, chain, signature, status, allow-list, "
-                    "signed EAR, recorded",
-                )
-            )
-            figures.append(
-                figure(
-                    f"verified TPM attestations (EAT + PCR quote), {tag}",
-                    "attestations/s",
-                    lambda: tpm_rate(bench, args.rounds * args.units // 2),
-                    runs=1,
-                    reference=("raw verify", raw.median),
-                    note="as above plus the quote: AK signature, nonce, PCR digest",
-                )
-            )
-        finally:
-            bench.close()
+    figures = [raw]
+    for tag, database_url in databases.items():
+        with tempfile.TemporaryDirectory(prefix=f"bench-{prefix}-") as tmp:
+            bench = Bench(Path(tmp), database_url)
+            try:
+                units = [bench.software_unit(i) for i in range(args.units)]
+                figures += measure(bench, units, args, tag, raw)
+            finally:
+                bench.close()
     print_table(figures)
     record(figures)
 
 
+def measure_attestation(
+    bench: Bench, units: list[Unit], args: argparse.Namespace, tag: str, raw: Figure
+) -> list[Figure]:
+    return [
+        figure(
+            f"verified EAT attestations, {tag}",
+            "attestations/s",
+            lambda: software_rate(bench, units, 2),
+            runs=3,
+            reference=("raw verify", raw.median),
+            note="parse, nonce consume, chain, signature, status, allow-list, signed EAR, recorded",
+        ),
+        figure(
+            f"verified TPM attestations (EAT + PCR quote), {tag}",
+            "attestations/s",
+            lambda: tpm_rate(bench, args.rounds * args.units // 2),
+            runs=1,
+            reference=("raw verify", raw.median),
+            note="as above plus the quote: AK signature, nonce, PCR digest",
+        ),
+    ]
+
+
 if __name__ == "__main__":
-    main()
+    run_on_databases(__doc__.splitlines()[0], "attest", measure_attestation)

@@ -133,29 +133,39 @@ def service_process(
     workspace: Path, port: int, *, extra: list[str] | None = None, ca_file: Path | None = None
 ) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     """``service`` that also hands out the process (to read its CPU time)."""
-    log = (workspace / "bench-serve.log").open("ab")
+    command = ["serve", "-w", str(workspace), "--port", str(port), *(extra or [])]
+    scheme = "https" if ca_file else "http"
+    with _child_server(command, f"{scheme}://127.0.0.1:{port}", workspace, ca_file) as running:
+        yield running
+
+
+@contextmanager
+def status_responder(workspace: Path, port: int, *, workers: int) -> Iterator[tuple[str, int]]:
+    """``birthright serve-status`` (plain HTTP) as a child process; its URL and pid."""
+    command = ["serve-status", "-w", str(workspace), "--port", str(port)]
+    url = f"http://127.0.0.1:{port}"
+    with _child_server([*command, "--workers", str(workers)], url, workspace) as (_, proc):
+        yield url, proc.pid
+
+
+@contextmanager
+def _child_server(
+    command: list[str], url: str, workspace: Path, ca_file: Path | None = None
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """``birthright <command>`` as a child process, up once ``/healthz`` answers; stopped
+    and reaped on exit. Its output goes to ``<workspace>/bench-<command>.log``."""
+    log_path = workspace / f"bench-{command[0]}.log"
+    log = log_path.open("ab")
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "birthright.cli.main",
-            "serve",
-            "-w",
-            str(workspace),
-            "--port",
-            str(port),
-            *(extra or []),
-        ],
+        [sys.executable, "-m", "birthright.cli.main", *command],
         stdout=log,
         stderr=subprocess.STDOUT,
     )
-    scheme = "https" if ca_file else "http"
-    url = f"{scheme}://127.0.0.1:{port}"
     verify: ssl.SSLContext | bool = (
         ssl.create_default_context(cafile=str(ca_file)) if ca_file else True
     )
     try:
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 60
         while True:
             try:
                 if httpx.get(f"{url}/healthz", timeout=1, verify=verify).status_code == 200:
@@ -163,17 +173,30 @@ def service_process(
             except httpx.HTTPError:
                 pass
             if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"service did not start; see {workspace / 'bench-serve.log'}")
+                raise RuntimeError(f"birthright {command[0]} did not start; see {log_path}")
             time.sleep(0.1)
         yield url, proc
     finally:
         proc.terminate()
         try:
-            proc.wait(timeout=10)
+            proc.wait(timeout=15)
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
         log.close()
+
+
+def reset_postgres(url: str) -> None:
+    """Drop and re-create the ``public`` schema of the benchmark's own PostgreSQL database."""
+    from sqlalchemy import text
+
+    from birthright.db.engine import make_engine
+
+    engine = make_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
+        conn.execute(text("CREATE SCHEMA public"))
+    engine.dispose()
 
 
 def cpu_seconds(pid: int) -> float:
@@ -188,39 +211,6 @@ def cpu_seconds(pid: int) -> float:
         except OSError:
             continue
     return own + sum(cpu_seconds(c) for c in children if Path(f"/proc/{c}").exists())
-
-
-@contextmanager
-def status_responder(workspace: Path, port: int, *, workers: int) -> Iterator[tuple[str, int]]:
-    """``birthright serve-status`` (plain HTTP) as a child process; its URL and pid."""
-    log = (workspace / "bench-status.log").open("ab")
-    command = [sys.executable, "-m", "birthright.cli.main", "serve-status", "-w", str(workspace)]
-    proc = subprocess.Popen(
-        [*command, "--port", str(port), "--workers", str(workers)],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"serve-status did not start; see {workspace}/bench-status.log")
-            time.sleep(0.1)
-        yield url, proc.pid
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
 
 
 def no_rate_limits() -> dict[str, float]:

@@ -28,10 +28,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine
 from tests.integration.burst import Outcome, check_invariants, run_station, seed
 
-from bench.common import once, record
+from bench.common import once, record, reset_postgres
 from birthright.audit.signing import load_audit_public_key
 from birthright.ca.authority import init_workspace_ca
 from birthright.db.engine import make_engine
@@ -42,11 +42,7 @@ WO = "WO-CONC"
 
 
 def reset_database(url: str) -> None:
-    engine = make_engine(url)
-    with engine.begin() as conn:
-        conn.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
-        conn.execute(text("CREATE SCHEMA public"))
-    engine.dispose()
+    reset_postgres(url)
     upgrade(url)
 
 

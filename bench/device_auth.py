@@ -14,18 +14,11 @@ SQLite by default; PostgreSQL when ``BIRTHRIGHT_BENCH_DATABASE_URL`` is set.
 from __future__ import annotations
 
 import argparse
-import os
-import tempfile
 import time
 from datetime import UTC, datetime
-from pathlib import Path
 
-from cryptography.hazmat.primitives.asymmetric import ec
-
-from bench.attest import Bench, _signer, raw_verify_rate
-from bench.common import Figure, figure, print_table, record
-
-Unit = tuple[str, ec.EllipticCurvePrivateKey, list[bytes]]
+from bench.attest import Bench, Unit, _signer, run_on_databases
+from bench.common import Figure, figure
 
 
 def _tokens(bench: Bench, units: list[Unit], rounds: int) -> list[tuple[bytes, list[bytes]]]:
@@ -78,46 +71,28 @@ def offline_rate(bench: Bench, units: list[Unit], rounds: int) -> float:
     return len(batch) / (time.perf_counter() - start)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--units", type=int, default=50)
-    parser.add_argument("--rounds", type=int, default=6)
-    args = parser.parse_args()
-    database_url = os.environ.get("BIRTHRIGHT_BENCH_DATABASE_URL")
-    tag = "PostgreSQL" if database_url else "SQLite"
-    figures: list[Figure] = []
-    raw = figure("raw ECDSA P-256 verify (cryptography, 1 core)", "verifies/s", raw_verify_rate)
-    figures.append(raw)
-    with tempfile.TemporaryDirectory(prefix="bench-device-auth-") as tmp:
-        bench = Bench(Path(tmp), database_url)
-        try:
-            units = [bench.software_unit(i) for i in range(args.units)]
-            figures.append(
-                figure(
-                    f"device authentications (service), {tag}",
-                    "authentications/s",
-                    lambda: service_rate(bench, units, args.rounds),
-                    runs=3,
-                    reference=("raw verify", raw.median),
-                    note="parse, times, audience, chain, signature, status, nonce consume, "
-                    "audit record",
-                )
-            )
-            figures.append(
-                figure(
-                    "device authentications (relying service, offline checks)",
-                    "authentications/s",
-                    lambda: offline_rate(bench, units, args.rounds),
-                    runs=3,
-                    reference=("raw verify", raw.median),
-                    note="parse, times, audience, chain, signature; no database",
-                )
-            )
-        finally:
-            bench.close()
-    print_table(figures)
-    record(figures)
+def measure_device_auth(
+    bench: Bench, units: list[Unit], args: argparse.Namespace, tag: str, raw: Figure
+) -> list[Figure]:
+    return [
+        figure(
+            f"device authentications (service), {tag}",
+            "authentications/s",
+            lambda: service_rate(bench, units, args.rounds),
+            runs=3,
+            reference=("raw verify", raw.median),
+            note="parse, times, audience, chain, signature, status, nonce consume, audit record",
+        ),
+        figure(
+            f"device authentications (relying service, offline checks), {tag}",
+            "authentications/s",
+            lambda: offline_rate(bench, units, args.rounds),
+            runs=3,
+            reference=("raw verify", raw.median),
+            note="parse, times, audience, chain, signature; no database",
+        ),
+    ]
 
 
 if __name__ == "__main__":
-    main()
+    run_on_databases(__doc__.splitlines()[0], "device-auth", measure_device_auth)

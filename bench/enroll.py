@@ -32,6 +32,7 @@ from bench.common import (
     in_parallel,
     print_table,
     record,
+    reset_postgres,
     service_process,
 )
 
@@ -88,13 +89,7 @@ def setup_workspace(
     settings.ws.create()
     write_settings_file(settings, ("database_url", "port"))
     if database_url.startswith("postgresql"):
-        from sqlalchemy import text
-
-        engine = make_engine(database_url)
-        with engine.begin() as conn:
-            conn.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
-            conn.execute(text("CREATE SCHEMA public"))
-        engine.dispose()
+        reset_postgres(database_url)
     upgrade(settings.effective_database_url)
     now = datetime.now(UTC)
     init_workspace_pki(settings, now=now)

@@ -36,7 +36,7 @@ from pathlib import Path
 
 from sqlalchemy import Engine, text
 
-from bench.common import Figure, once, print_table, record
+from bench.common import Figure, once, print_table, record, reset_postgres
 
 DAY = date(2026, 11, 26)
 EVERY = 10_000
@@ -116,11 +116,7 @@ def fresh_database(url: str) -> Engine:
     from birthright.db.migrate import upgrade
 
     if url.startswith("postgresql"):
-        engine = make_engine(url)
-        with engine.begin() as conn:
-            conn.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
-            conn.execute(text("CREATE SCHEMA public"))
-        engine.dispose()
+        reset_postgres(url)
     upgrade(url)
     return make_engine(url)
 

@@ -38,6 +38,7 @@ from bench.common import (
     no_rate_limits,
     print_table,
     record,
+    reset_postgres,
     service_process,
     status_responder,
 )
@@ -68,15 +69,7 @@ def setup_workspace(ws: Path, *, database_url: str) -> None:
     settings.ws.create()
     write_settings_file(settings, ("database_url", "port", *limits))
     if database_url.startswith("postgresql"):
-        from sqlalchemy import text
-
-        from birthright.db.engine import make_engine
-
-        engine = make_engine(database_url)
-        with engine.begin() as conn:
-            conn.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
-            conn.execute(text("CREATE SCHEMA public"))
-        engine.dispose()
+        reset_postgres(database_url)
     upgrade(settings.effective_database_url)
     init_workspace_pki(settings, now=datetime.now(UTC))
 

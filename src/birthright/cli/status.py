@@ -37,4 +37,8 @@ def serve_status(
         loop="uvloop",
         access_log=False,
         log_config=None,
+        # A worker loads the issuing CA's key at start (a deliberately slow KDF); on a busy
+        # machine that outlasts uvicorn's default 5 s health check, which would restart it
+        # for ever.
+        timeout_worker_healthcheck=60,
     )
