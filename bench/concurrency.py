@@ -47,9 +47,11 @@ def reset_database(url: str) -> None:
 
 
 def workspace(root: Path, url: str) -> Settings:
-    settings = load_settings(root / "ws", database_url=url, tls=False, station_auth=False)
+    settings = load_settings(
+        root / "ws", database_url=url, tls=False, station_auth=False, report_schedule=False
+    )
     settings.ws.create()
-    write_settings_file(settings, ("database_url", "tls", "station_auth"))
+    write_settings_file(settings, ("database_url", "tls", "station_auth", "report_schedule"))
     init_workspace_ca(settings, now=datetime.now(UTC))
     return settings
 

@@ -85,9 +85,10 @@ def setup_workspace(
     from birthright.settings import load_settings, write_settings_file
     from birthright.station.enroll_station import register_station_identity
 
-    settings = load_settings(ws, database_url=database_url, port=free_port())
+    # No daily report at start-up: rendering its PDF would land in the timed runs.
+    settings = load_settings(ws, database_url=database_url, port=free_port(), report_schedule=False)
     settings.ws.create()
-    write_settings_file(settings, ("database_url", "port"))
+    write_settings_file(settings, ("database_url", "port", "report_schedule"))
     if database_url.startswith("postgresql"):
         reset_postgres(database_url)
     upgrade(settings.effective_database_url)

@@ -65,9 +65,11 @@ def setup_workspace(ws: Path, *, database_url: str) -> None:
     from birthright.settings import load_settings, write_settings_file
 
     limits = no_rate_limits()
-    settings = load_settings(ws, database_url=database_url, port=free_port(), **limits)
+    settings = load_settings(
+        ws, database_url=database_url, port=free_port(), report_schedule=False, **limits
+    )
     settings.ws.create()
-    write_settings_file(settings, ("database_url", "port", *limits))
+    write_settings_file(settings, ("database_url", "port", "report_schedule", *limits))
     if database_url.startswith("postgresql"):
         reset_postgres(database_url)
     upgrade(settings.effective_database_url)

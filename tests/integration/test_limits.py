@@ -87,11 +87,13 @@ def test_an_address_over_its_rate_gets_429_but_health_checks_pass(tight: ServedB
 
 def test_the_bucket_refills(settings: Settings, factory_ca: FactoryCa) -> None:
     for served in serve(
-        settings, factory_ca, rate_limit_client_per_second=20.0, rate_limit_client_burst=2
+        settings, factory_ca, rate_limit_client_per_second=4.0, rate_limit_client_burst=2
     ):
+        # One token every 250 ms: three requests in a row meet an empty bucket even on a
+        # busy machine; 600 ms later there is a token again.
         with httpx.Client(base_url=served.url, timeout=10) as http:
             assert [http.get("/v1/ca/chain.pem").status_code for _ in range(3)] == [200, 200, 429]
-            time.sleep(0.2)
+            time.sleep(0.6)
             assert http.get("/v1/ca/chain.pem").status_code == 200
 
 

@@ -6,13 +6,14 @@ issuing CA under the same root — fails the TLS handshake itself, before any HT
 without a certificate gets through the handshake; the app then refuses it
 (``client_cert_required``) and audits the refusal.
 
-uvicorn (0.54) does not put the peer certificate into the ASGI scope. ``MtlsH11Protocol``
+uvicorn (0.54) does not put the peer certificate into the ASGI scope. ``MtlsHttpToolsProtocol``
 does, in the standard ASGI TLS extension (``scope["extensions"]["tls"]["client_cert_chain"]``,
 PEM): asyncio calls a protocol's ``connection_made`` only after the TLS handshake, so the
 protocol reads ``ssl_object.getpeercert(binary_form=True)`` once per connection and wraps the
-app for that connection. It relies on two long-standing uvicorn attributes,
-``H11Protocol.connection_made`` and ``H11Protocol.app``, and is selected with ``http=`` (the
-default ``auto`` would pick httptools when installed, which this does not cover).
+app for that connection. It relies on two long-standing uvicorn attributes of both its HTTP
+protocols, ``connection_made`` and ``app``, and is selected with ``http=``. The protocol is
+uvicorn's ``httptools`` one (a C parser) on ``uvloop``; ``MtlsH11Protocol`` is the same on
+the pure-Python ``h11`` parser, kept for a setup without ``httptools``.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from urllib.parse import quote
 
 import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from birthright.ca.station import ServerTlsFiles
 from birthright.errors import ConfigError
@@ -53,7 +55,38 @@ def mtls_uvicorn_options(files: ServerTlsFiles) -> dict[str, Any]:
     def factory(_config: uvicorn.Config, _default: Callable[[], ssl.SSLContext]) -> ssl.SSLContext:
         return context
 
-    return {"ssl_context_factory": factory, "http": MtlsH11Protocol}
+    return {"ssl_context_factory": factory, "http": MtlsHttpToolsProtocol, "loop": "uvloop"}
+
+
+def _with_tls_extension(app: Any, transport: asyncio.BaseTransport) -> Any:
+    """``app`` wrapped to carry this connection's TLS facts in every HTTP request's scope."""
+    ssl_object = transport.get_extra_info("ssl_object")
+    if not isinstance(ssl_object, ssl.SSLObject | ssl.SSLSocket):
+        return app
+    der = ssl_object.getpeercert(binary_form=True)
+    tls: dict[str, Any] = {
+        "server_cert": None,
+        "client_cert_chain": [ssl.DER_cert_to_PEM_cert(der)] if der else [],
+        "client_cert_name": None,
+        "client_cert_error": None,
+        "tls_version": _TLS_VERSIONS.get(ssl_object.version() or ""),
+        "cipher_suite": None,
+    }
+
+    async def with_tls(scope: Any, receive: Any, send: Any) -> None:
+        if scope.get("type") == "http":
+            scope = {**scope, "extensions": {**scope.get("extensions", {}), "tls": tls}}
+        await app(scope, receive, send)
+
+    return with_tls
+
+
+class MtlsHttpToolsProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol that adds the ASGI TLS extension to every request."""
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self.app = _with_tls_extension(self.app, transport)
 
 
 class MtlsH11Protocol(H11Protocol):
@@ -61,26 +94,7 @@ class MtlsH11Protocol(H11Protocol):
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
-        ssl_object = transport.get_extra_info("ssl_object")
-        if not isinstance(ssl_object, ssl.SSLObject | ssl.SSLSocket):
-            return
-        der = ssl_object.getpeercert(binary_form=True)
-        tls: dict[str, Any] = {
-            "server_cert": None,
-            "client_cert_chain": [ssl.DER_cert_to_PEM_cert(der)] if der else [],
-            "client_cert_name": None,
-            "client_cert_error": None,
-            "tls_version": _TLS_VERSIONS.get(ssl_object.version() or ""),
-            "cipher_suite": None,
-        }
-        inner = self.app
-
-        async def with_tls(scope: Any, receive: Any, send: Any) -> None:
-            if scope.get("type") == "http":
-                scope = {**scope, "extensions": {**scope.get("extensions", {}), "tls": tls}}
-            await inner(scope, receive, send)
-
-        self.app = with_tls
+        self.app = _with_tls_extension(self.app, transport)
 
 
 def peer_certificate_der(scope: Any) -> bytes | None:
