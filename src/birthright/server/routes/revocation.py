@@ -20,7 +20,8 @@ from fastapi.responses import Response
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from birthright.ca.ocsp import MAX_REQUEST_BYTES, unsuccessful
+from birthright.ca.ocsp import MAX_REQUEST_BYTES, answer_status, unsuccessful
+from birthright.observability import metrics
 from birthright.revocation.model import Reason, Revocation, Selection
 from birthright.revocation.service import RevocationService
 from birthright.server.backend import Backend
@@ -178,10 +179,12 @@ class OcspFastPath:
 
     def _answer(self, der: bytes) -> bytes:
         try:
-            return self._revocation.ocsp(der)
+            answer = self._revocation.ocsp(der)
         except Exception:  # an OCSP client gets an OCSP answer, even to our own bug
             log.exception("OCSP answer failed")
-            return unsuccessful(OCSPResponseStatus.INTERNAL_ERROR)
+            answer = unsuccessful(OCSPResponseStatus.INTERNAL_ERROR)
+        metrics.ocsp_answer(answer_status(answer)).inc()
+        return answer
 
 
 async def _read_body(receive: Receive) -> bytes | None:
@@ -213,6 +216,7 @@ async def _send_ocsp(send: Send, der: bytes) -> None:
 
 
 def _ocsp_response(der: bytes) -> Response:
+    metrics.ocsp_answer(answer_status(der)).inc()
     return Response(
         der,
         media_type="application/ocsp-response",
@@ -328,6 +332,7 @@ def preview(backend: BackendDep, body: PreviewBody) -> PreviewResponse:
 def execute(backend: BackendDep, token: str = Path(pattern=RECALL_TOKEN_PATTERN)) -> RecallResponse:
     """Revoke the previewed set in one transaction (operator)."""
     result = backend.revocation.execute(token)
+    metrics.REVOCATIONS.labels("recall").inc(result.revoked)
     return RecallResponse(
         recall_id=result.recall_id, revoked=result.revoked, reason=result.reason.value
     )
