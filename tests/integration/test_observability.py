@@ -93,6 +93,8 @@ def test_counters_move_with_real_requests(api: httpx.Client) -> None:
     assert api.get(f"/v1/devices/{unit.serial}/status").status_code == 200
     assert api.post("/v1/revocations", json={"serial": unit.serial, "reason": "keyCompromise"})
     ocsp_der(api, unit.chain)
+    forged = api.post("/v1/device-auth", json={"token": "AAAA", "chain": unit.chain})
+    assert forged.status_code >= 400
     after = scrape(api)
 
     def moved(name: str, **labels: str) -> float:
@@ -103,6 +105,7 @@ def test_counters_move_with_real_requests(api: httpx.Client) -> None:
     status = str(unknown_order.status_code)
     assert moved("birthright_refusals_total", code=refused_code, status=status) == 1
     assert moved("birthright_revocations_total", kind="single") == 1
+    assert moved("birthright_device_auth_total", result=forged.json()["code"]) == 1
     assert moved("birthright_ocsp_answers_total", status="revoked") == 1
     # Latency by route template: the serial never becomes a label.
     route = {"route": "/v1/devices/{serial}/status", "method": "GET", "status_class": "2xx"}

@@ -241,10 +241,24 @@ _RESPONSE_STATUS = {s.value: s.name.lower() for s in ocsp.OCSPResponseStatus}
 _CERT_STATUS = {0x80: "good", 0xA1: "revoked", 0x82: "unknown"}
 
 
+_STATUS_SEEN: dict[bytes, str] = {}
+_STATUS_SEEN_SIZE = 4096
+
+
 def answer_status(response_der: bytes) -> str:
     """What an OCSP answer says, for counting: ``good``, ``revoked``, ``unknown`` (the first
     certificate's status), or the unsuccessful response status (``malformed_request``, ...).
-    A few TLV reads, no signature check: for our own answers."""
+    A few TLV reads, no signature check: for our own answers. The responder hands out the
+    same kept answer while it is fresh, so answers read once are remembered (bounded)."""
+    seen = _STATUS_SEEN.get(response_der)
+    if seen is None:
+        if len(_STATUS_SEEN) >= _STATUS_SEEN_SIZE:
+            _STATUS_SEEN.clear()
+        seen = _STATUS_SEEN[response_der] = _read_answer_status(response_der)
+    return seen
+
+
+def _read_answer_status(response_der: bytes) -> str:
     try:
         body, _ = der.expect(response_der, 0, der.TAG_SEQUENCE)
         status, end = der.expect(body, 0, der.TAG_ENUMERATED)
