@@ -1,6 +1,7 @@
 """Operations endpoints: liveness, readiness and Prometheus metrics.
 
-``/healthz`` answers while the process runs; ``/readyz`` while it can do its work (database
+``/healthz`` (in the app factory) answers while the process runs; ``/readyz`` while it can do
+its work (database
 reachable, schema at head, CA key usable), else 503 with the failing part's code;
 ``/metrics`` is the Prometheus exposition, for addresses in ``metrics_allow`` only.
 """
