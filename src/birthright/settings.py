@@ -7,11 +7,15 @@ workspace's ``birthright.toml``, defaults. Nothing below the entry points reads 
 from __future__ import annotations
 
 import tomllib
+from ipaddress import ip_network
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
-from pydantic import Field, ValidationError
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 from birthright.errors import ConfigError
 from birthright.workspace import Workspace
@@ -51,7 +55,15 @@ class Settings(BaseSettings):
     #: Requests per second per station (a line needs ~2; the benchmark pushes ~60; 0: off).
     rate_limit_station_per_second: float = Field(default=100.0, ge=0)
     rate_limit_station_burst: int = Field(default=200, ge=1)
-    log_level: str = "INFO"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+    #: "json": one JSON object per line (ts, level, logger, message, request_id, ...).
+    log_format: Literal["json", "text"] = "json"
+    #: Addresses (CIDR) allowed to read /metrics; everyone else gets 403 metrics_forbidden.
+    metrics_allow: list[str] = Field(default=["127.0.0.0/8", "::1/128"], max_length=64)
+    #: How long a scrape reuses the quota gauges it read from the database (0: never).
+    metrics_cache_seconds: float = Field(default=5.0, ge=0, le=300)
+    #: Worker processes of `birthright serve` (each with its own connections and CA handle).
+    workers: int = Field(default=1, ge=1, le=64)
     #: How often the service signs the audit chain head (0 disables the checkpointer).
     audit_checkpoint_seconds: float = Field(default=60.0, ge=0)
     #: Generate yesterday's reconciliation report (every format, signed, kept) once a day.
@@ -60,6 +72,48 @@ class Settings(BaseSettings):
     report_daily_at: str = Field(default="06:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
     #: How often the service checks whether a scheduled report is due.
     report_check_seconds: float = Field(default=60.0, gt=0, le=86400)
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _level_upper(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, value: str) -> str:
+        if not value:
+            return value
+        try:
+            url = make_url(value)
+        except ArgumentError as e:
+            raise ValueError("not a database URL (sqlite:///path or postgresql://...)") from e
+        if url.get_backend_name() not in ("sqlite", "postgresql"):
+            raise ValueError(
+                f"unsupported database {url.get_backend_name()!r}: sqlite or postgresql"
+            )
+        if url.get_backend_name() == "postgresql" and not url.host and not url.query.get("host"):
+            raise ValueError("a PostgreSQL URL needs a host")
+        return value
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_url(cls, value: str) -> str:
+        if not value:
+            return value
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("must be an absolute http(s) URL, e.g. https://identity.example.com")
+        return value
+
+    @field_validator("metrics_allow")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        for network in value:
+            try:
+                ip_network(network, strict=False)
+            except ValueError as e:
+                raise ValueError(f"{network!r} is not an address or CIDR network") from e
+        return value
 
     @property
     def ws(self) -> Workspace:
@@ -77,18 +131,65 @@ class Settings(BaseSettings):
 
 def load_settings(workspace: Path | None = None, **overrides: Any) -> Settings:
     """Build settings from the workspace file, the environment and ``overrides``."""
+    return load_settings_from(workspace, config_file=None, overrides=overrides)
+
+
+def load_settings_from(
+    workspace: Path | None, *, config_file: Path | None, overrides: dict[str, Any]
+) -> Settings:
+    """Build settings from the workspace file, ``config_file``, the environment and ``overrides``.
+
+    Strongest last: defaults, the workspace's ``birthright.toml``, ``config_file``, the
+    ``BIRTHRIGHT_*`` environment, ``overrides``. ``config_file`` may name the workspace itself
+    (an explicit ``workspace`` argument wins). Any unknown key or bad value is a
+    :class:`ConfigError` that names the setting and where it came from.
+    """
+    source = "the environment"
     try:
+        config_values: dict[str, Any] = {}
+        if config_file is not None:
+            source = str(config_file)
+            config_values = _read_toml(config_file)
+        source = "the environment"
+        if workspace is None and "workspace" in config_values:
+            workspace = Path(config_values["workspace"])
         probe = Settings(workspace=workspace) if workspace else Settings()
         file_values: dict[str, Any] = {}
         if probe.ws.settings_file.exists():
-            with probe.ws.settings_file.open("rb") as f:
-                file_values = tomllib.load(f)
+            source = str(probe.ws.settings_file)
+            file_values = _read_toml(probe.ws.settings_file)
+            Settings.model_validate({**file_values, "workspace": probe.workspace})
+        if config_values:
+            source = str(config_file)
+            Settings.model_validate({**config_values, "workspace": probe.workspace})
+        source = "the environment or arguments"
         env_only = Settings(workspace=probe.workspace)
-        merged = {**file_values, **_explicit_env(env_only), **overrides}
+        merged = {**file_values, **config_values, **_explicit_env(env_only), **overrides}
         merged["workspace"] = probe.workspace
         return Settings.model_validate(merged)
-    except (ValidationError, tomllib.TOMLDecodeError) as e:
-        raise ConfigError(f"invalid settings: {e}") from e
+    except ValidationError as e:
+        raise ConfigError(f"invalid settings in {source}: {_problems(e)}") from e
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{source} is not valid TOML: {e}") from e
+    except OSError as e:
+        raise ConfigError(f"cannot read {source}: {e.strerror or e}") from e
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    with path.open("rb") as f:
+        return tomllib.load(f)
+
+
+def _problems(error: ValidationError) -> str:
+    """One short phrase per problem: ``setting: what is wrong``."""
+    problems = []
+    for e in error.errors():
+        where = ".".join(str(p) for p in e.get("loc", ())) or "settings"
+        if e.get("type") == "extra_forbidden":
+            problems.append(f"{where}: unknown setting")
+        else:
+            problems.append(f"{where}: {e.get('msg', 'invalid')}")
+    return "; ".join(problems)
 
 
 def _explicit_env(settings: Settings) -> dict[str, Any]:

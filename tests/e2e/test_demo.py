@@ -29,6 +29,9 @@ def test_demo_provisions_attests_and_exports_verifiable_certificates(tmp_path: P
     assert "(3 PKCS#11, 1 TPM)" in run.stdout  # the TPM proved its EK and AK
     assert "opened by its unit (pkcs11, tpm); another unit → seal_refused" in run.stdout
     assert "1/1 valid" in run.stdout  # its firmware claim carried a valid PCR quote
+    assert "/readyz: ready;" in run.stdout  # and the metrics counted what the service did
+    assert "ready; 4 issued; refused" in run.stdout
+    assert "key_shared 1" in run.stdout
     devices = sorted((ws / "certs" / "devices").glob("*.pem"))
     assert len(devices) == 4
     verify = subprocess.run(

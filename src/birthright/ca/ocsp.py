@@ -235,3 +235,48 @@ def _nonce(request: ocsp.OCSPRequest) -> x509.OCSPNonce | None:
         return request.extensions.get_extension_for_class(x509.OCSPNonce).value
     except x509.ExtensionNotFound:
         return None
+
+
+_RESPONSE_STATUS = {s.value: s.name.lower() for s in ocsp.OCSPResponseStatus}
+_CERT_STATUS = {0x80: "good", 0xA1: "revoked", 0x82: "unknown"}
+
+
+_STATUS_SEEN: dict[bytes, str] = {}
+_STATUS_SEEN_SIZE = 4096
+
+
+def answer_status(response_der: bytes) -> str:
+    """What an OCSP answer says, for counting: ``good``, ``revoked``, ``unknown`` (the first
+    certificate's status), or the unsuccessful response status (``malformed_request``, ...).
+    A few TLV reads, no signature check: for our own answers. The responder hands out the
+    same kept answer while it is fresh, so answers read once are remembered (bounded)."""
+    seen = _STATUS_SEEN.get(response_der)
+    if seen is None:
+        if len(_STATUS_SEEN) >= _STATUS_SEEN_SIZE:
+            _STATUS_SEEN.clear()
+        seen = _STATUS_SEEN[response_der] = _read_answer_status(response_der)
+    return seen
+
+
+def _read_answer_status(response_der: bytes) -> str:
+    try:
+        body, _ = der.expect(response_der, 0, der.TAG_SEQUENCE)
+        status, end = der.expect(body, 0, der.TAG_ENUMERATED)
+        if status != b"\x00":
+            return _RESPONSE_STATUS.get(status[0] if status else -1, "unsuccessful")
+        response_bytes, _ = der.expect(body, end, 0xA0)
+        inner, _ = der.expect(response_bytes, 0, der.TAG_SEQUENCE)
+        _oid, _oid_value, end = der.read_tlv(inner, 0)
+        basic, _ = der.expect(inner, end, der.TAG_OCTET_STRING)
+        basic_body, _ = der.expect(basic, 0, der.TAG_SEQUENCE)
+        tbs, _ = der.expect(basic_body, 0, der.TAG_SEQUENCE)
+        offset = 0
+        while True:  # skip version, responderID and producedAt up to the responses
+            tag, responses, offset = der.read_tlv(tbs, offset)
+            if tag == der.TAG_SEQUENCE:
+                break
+        single, _ = der.expect(responses, 0, der.TAG_SEQUENCE)
+        _cert_id_tag, _cert_id, end = der.read_tlv(single, 0)
+        return _CERT_STATUS.get(single[end], "unparsed")
+    except (der.DerError, IndexError):
+        return "unparsed"

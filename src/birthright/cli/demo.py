@@ -19,6 +19,7 @@ from birthright.cli.station import run_provisioning
 from birthright.demo.fleet import reconcile, release_firmware, revoke_and_recall
 from birthright.demo.fleet_auth import authenticate_and_claim
 from birthright.demo.genuine import counterfeit_refused, require_genuine_chips
+from birthright.demo.ops import observe
 from birthright.demo.sealing import sealed_secrets
 from birthright.demo.service import ServiceProcess
 from birthright.demo.showcase import (
@@ -261,6 +262,12 @@ def demo(
             f"{fleet.claim}; its serial read off the label → {fleet.stolen_label}; "
             f"revoked unit → [bold]{fleet.revoked}[/]"
         )
+        ops = observe(service.url, root_pem)
+        console.print(
+            f"/readyz: [bold]{ops.ready}[/]; /metrics: {ops.requests} requests timed, "
+            f"{ops.enrollments_issued} enrollments issued, refusals by code: "
+            f"{ops.refusal_summary()}"
+        )
 
     console.rule("[bold]8. Morning report: minted vs shipped vs chips delivered")
     recon = reconcile(ws.root, enrolled)
@@ -341,6 +348,10 @@ def demo(
         "audit chain (hash-linked, signed head)",
         f"{audit.rows_checked} events, {'intact' if audit.ok else 'BROKEN'}",
     )
+    table.add_row(
+        "service /readyz, /metrics (JSON logs with request ids)",
+        f"{ops.ready}; {ops.enrollments_issued} issued; refused {ops.refusal_summary(4)}",
+    )
     table.add_row("security alerts raised", ", ".join(sorted({str(a["kind"]) for a in alerts})))
     table.add_row("wall time", f"{time.perf_counter() - started:.1f} s")
     console.print(table)
@@ -378,5 +389,8 @@ def demo(
         or recon.shipped_not_enrolled != ["BRS99999999"]
         or len(recon.foreign_chips) != 1
         or not recon.tampered_refused.startswith("refused")
+        or ops.ready != "ready"
+        or ops.enrollments_issued < run.good
+        or not {"key_shared", "quota_exhausted", "se_not_genuine"} <= set(ops.refusals)
     ):
         raise typer.Exit(code=1)

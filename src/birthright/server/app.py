@@ -22,6 +22,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from birthright import __version__
 from birthright.errors import BirthrightError, RateLimitedError, TransientError
+from birthright.observability.http import Observe
 from birthright.server import report_schedule
 from birthright.server.backend import Backend
 from birthright.server.limits import ClientRateLimit
@@ -33,6 +34,7 @@ from birthright.server.routes import (
     enrollment,
     entitlements,
     opcert,
+    ops,
     products,
     reports,
     revocation,
@@ -163,6 +165,7 @@ def create_app(backend: Backend) -> FastAPI:
     app.include_router(entitlements.router)
     app.include_router(sealing.router)
     app.include_router(opcert.router)
+    app.include_router(ops.router)
 
     @app.exception_handler(BirthrightError)
     async def _domain_error(_request: Request, exc: BirthrightError) -> JSONResponse:
@@ -226,5 +229,6 @@ def create_app(backend: Backend) -> FastAPI:
     # Inside the body limit (and the rate limits), outside the catch-all middleware above.
     app.add_middleware(OcspFastPath, revocation=backend.revocation)
     app.add_middleware(BodyLimit, limit=backend.max_body_bytes)
-    app.add_middleware(ClientRateLimit, limits=backend.limits)  # outermost: sheds floods first
+    app.add_middleware(ClientRateLimit, limits=backend.limits)  # sheds floods first
+    app.add_middleware(Observe)  # outermost: request ids, latency and refusals of every answer
     return app

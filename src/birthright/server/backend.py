@@ -22,6 +22,8 @@ from birthright.db.audit_sink import SqlAuditSink
 from birthright.db.engine import make_engine, make_sessionmaker
 from birthright.db.entitlements import SqlEntitlementStore
 from birthright.db.firmware import SqlFirmwareReleases
+from birthright.db.migrate import current_revision, head_revision
+from birthright.db.observability import ping
 from birthright.db.operations import Operations
 from birthright.db.products import SqlProductPolicies
 from birthright.db.reconcile import ReconcileStore
@@ -37,6 +39,13 @@ from birthright.errors import ConfigError
 from birthright.genuine import SeProofVerifiers
 from birthright.genuine.pkcs11_vendor import Pkcs11VendorVerifier
 from birthright.genuine.tpm import TpmProofVerifier
+from birthright.observability.readiness import (
+    Observability,
+    Readiness,
+    ca_key_probe,
+    parse_networks,
+    schema_probe,
+)
 from birthright.opcert.service import OperationalCertService
 from birthright.reconcile.service import ReportService, Schedule
 from birthright.reconcile.signing import load_or_create_report_key, sign_report
@@ -75,6 +84,8 @@ class Backend:
     limits: Limits = field(default_factory=Limits)
     #: Issues LDevID-style operational certificates (ADR 0011); None in isolated logic tests.
     operational_ca: OperationalCa | None = None
+    #: Who may scrape /metrics and what /readyz checks.
+    observability: Observability = field(default_factory=Observability)
 
     @property
     def manifests(self) -> ReconcileStore:
@@ -166,6 +177,17 @@ def build_backend(settings: Settings, *, ca: FactoryCa | None = None) -> Backend
         ),
         operational_ca=load_or_create_operational_ca(
             settings.ws, organization=settings.organization, now=utc_now()
+        ),
+        observability=Observability(
+            metrics_allow=parse_networks(settings.metrics_allow),
+            metrics_cache_seconds=settings.metrics_cache_seconds,
+            readiness=Readiness(
+                (
+                    ("database", partial(ping, engine)),
+                    ("schema", schema_probe(partial(current_revision, engine), head_revision())),
+                    ("ca_key", ca_key_probe(factory_ca.issuing_cert, factory_ca.issuing_key)),
+                )
+            ),
         ),
     )
 

@@ -22,7 +22,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from birthright.errors import RateLimitedError
 
 #: Paths no client limit applies to (load-balancer probes).
-EXEMPT_PATHS = frozenset({"/healthz"})
+EXEMPT_PATHS = frozenset({"/healthz", "/readyz"})
 
 
 class RateLimiter:

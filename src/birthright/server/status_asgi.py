@@ -16,7 +16,8 @@ from cryptography.x509.ocsp import OCSPResponseStatus
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from birthright.ca.ocsp import MAX_REQUEST_BYTES, unsuccessful
+from birthright.ca.ocsp import MAX_REQUEST_BYTES, answer_status, unsuccessful
+from birthright.observability import metrics
 from birthright.revocation.service import RevocationService
 
 log = logging.getLogger(__name__)
@@ -75,10 +76,12 @@ class OcspFastPath:
 
     def _answer(self, der: bytes) -> bytes:
         try:
-            return self._revocation.ocsp(der)
+            answer = self._revocation.ocsp(der)
         except Exception:  # an OCSP client gets an OCSP answer, even to our own bug
             log.exception("OCSP answer failed")
-            return unsuccessful(OCSPResponseStatus.INTERNAL_ERROR)
+            answer = unsuccessful(OCSPResponseStatus.INTERNAL_ERROR)
+        metrics.ocsp_answer(answer_status(answer)).inc()
+        return answer
 
 
 async def _read_body(receive: Receive) -> bytes | None:

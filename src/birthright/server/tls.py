@@ -21,6 +21,8 @@ from __future__ import annotations
 import asyncio
 import ssl
 from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -28,8 +30,9 @@ import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from birthright.ca.station import ServerTlsFiles
+from birthright.ca.station import ServerTlsFiles, server_tls_files
 from birthright.errors import ConfigError
+from birthright.workspace import Workspace
 
 _TLS_VERSIONS = {"TLSv1.2": 0x0303, "TLSv1.3": 0x0304}
 
@@ -46,6 +49,28 @@ def server_ssl_context(files: ServerTlsFiles) -> ssl.SSLContext:
     context.verify_mode = ssl.CERT_OPTIONAL
     context.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN
     return context
+
+
+@dataclass(frozen=True)
+class WorkspaceTlsContext:
+    """A picklable ``ssl_context_factory``: each worker process (``serve --workers N``, which
+    spawns fresh interpreters) loads the workspace's TLS files itself."""
+
+    workspace: Path
+
+    def __call__(
+        self, _config: uvicorn.Config, _default: Callable[[], ssl.SSLContext]
+    ) -> ssl.SSLContext:
+        return server_ssl_context(server_tls_files(Workspace(self.workspace)))
+
+
+def mtls_worker_options(workspace: Path) -> dict[str, Any]:
+    """Like :func:`mtls_uvicorn_options`, for worker processes: nothing but paths is passed."""
+    return {
+        "ssl_context_factory": WorkspaceTlsContext(workspace),
+        "http": MtlsHttpToolsProtocol,
+        "loop": "uvloop",
+    }
 
 
 def mtls_uvicorn_options(files: ServerTlsFiles) -> dict[str, Any]:

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from fastapi import Depends, Request
 
 from birthright.errors import TrustError
+from birthright.logs import bind_station
 from birthright.server.backend import Backend
 from birthright.server.limits import Limits
 from birthright.server.schemas import ErrorBody
@@ -34,6 +35,7 @@ async def _calling_station(request: Request) -> StationId | None:
         limits.check_station(await _claimed_station(request))
         return None
     station = await authenticated_station(request)
+    bind_station(station)
     limits.check_station(station)
     return station
 

@@ -6,6 +6,7 @@ import base64
 
 from fastapi import APIRouter
 
+from birthright.observability import metrics
 from birthright.server.pem import b64decode
 from birthright.server.routes import BackendDep, errors
 from birthright.server.schemas import (
@@ -42,5 +43,7 @@ def attest(body: AttestationBody, backend: BackendDep) -> AttestationResponse:
         signature=None if body.signature is None else b64decode(body.signature, field="signature"),
         chain=[c.encode() for c in body.chain],
     )
+    failing = next((f.id for f in result.findings if f.status != "pass"), "ok")
+    metrics.ATTESTATIONS.labels(result.verdict, failing).inc()
     token = base64.b64encode(result.token).decode() if result.token else None
     return AttestationResponse.model_validate({**result.as_dict(), "result_token": token})

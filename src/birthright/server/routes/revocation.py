@@ -18,7 +18,8 @@ from fastapi import APIRouter, Header, Path, Request
 from fastapi.responses import Response
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from birthright.ca.ocsp import MAX_REQUEST_BYTES, unsuccessful
+from birthright.ca.ocsp import MAX_REQUEST_BYTES, answer_status, unsuccessful
+from birthright.observability import metrics
 from birthright.revocation.model import Reason, Revocation, Selection
 from birthright.revocation.service import RevocationService
 from birthright.server.backend import Backend
@@ -131,6 +132,7 @@ def crl(backend: BackendDep, if_none_match: Annotated[str | None, Header()] = No
 
 
 def _ocsp_response(der: bytes) -> Response:
+    metrics.ocsp_answer(answer_status(der)).inc()
     return Response(
         der,
         media_type="application/ocsp-response",
@@ -246,6 +248,7 @@ def preview(backend: BackendDep, body: PreviewBody) -> PreviewResponse:
 def execute(backend: BackendDep, token: str = Path(pattern=RECALL_TOKEN_PATTERN)) -> RecallResponse:
     """Revoke the previewed set in one transaction (operator)."""
     result = backend.revocation.execute(token)
+    metrics.REVOCATIONS.labels("recall").inc(result.revoked)
     return RecallResponse(
         recall_id=result.recall_id, revoked=result.revoked, reason=result.reason.value
     )
