@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
-from cryptography.hazmat.primitives.serialization import Encoding
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from birthright.audit.events import AuditEvent
 from birthright.ca.csr import ParsedCsr, parse_csr
@@ -36,6 +36,7 @@ from birthright.enrollment.refusals import (
 )
 from birthright.errors import InputError, TrustError
 from birthright.genuine import SeProofVerifiers, appraise
+from birthright.policyhook.gate import GateVerdict, PolicyGate, Unit
 from birthright.types import ChipId, ProductSerial, StationId
 
 log = logging.getLogger(__name__)
@@ -61,11 +62,13 @@ class EnrollmentService:
         issuer: Issuer,
         clock: Clock,
         se_proofs: SeProofVerifiers | None = None,
+        policy_gate: PolicyGate | None = None,
     ) -> None:
         self._store = store
         self._issuer = issuer
         self._clock = clock
         self._se_proofs = se_proofs if se_proofs is not None else SeProofVerifiers()
+        self._policy_gate = policy_gate
 
     # -- serial reservation -------------------------------------------------------------
 
@@ -169,11 +172,12 @@ class EnrollmentService:
         csr: ParsedCsr | None = None
         try:
             csr = parse_csr(request.csr)
+            hook = self._ask_policy_hook(request, csr)
             try:
-                return self._enroll(request, csr, now)
+                return self._enroll(request, csr, now, hook)
             except DuplicateRecord:
                 # Lost a race on a unique value: decide again against what won.
-                return self._enroll(request, csr, now)
+                return self._enroll(request, csr, now, hook)
         except (InputError, TrustError) as e:
             self._refuse(
                 "enrollment",
@@ -187,8 +191,37 @@ class EnrollmentService:
             )
             raise
 
+    def _ask_policy_hook(self, request: EnrollmentRequest, csr: ParsedCsr) -> GateVerdict | None:
+        """Ask the product's policy hook (if any) before issuing, outside any transaction;
+        a retry of an enrollment already done is answered without asking again."""
+        if self._policy_gate is None:
+            return None
+        with self._store.transaction() as tx:
+            order = tx.work_order(request.work_order_id)
+            done = tx.device_by_serial(request.serial)
+        if order is None or (
+            done is not None
+            and done.key_fingerprint == csr.key_fingerprint
+            and done.chip_id == request.chip_id
+        ):
+            return None  # unknown work order: refused below, with its own code
+        return self._policy_gate.check(
+            Unit(
+                product=order.product,
+                station=request.station_id,
+                work_order=order.work_order_id,
+                serial=request.serial,
+                chip_id=request.chip_id,
+                public_key_pem=spki_pem(csr),
+            )
+        )
+
     def _enroll(
-        self, request: EnrollmentRequest, csr: ParsedCsr, now: datetime
+        self,
+        request: EnrollmentRequest,
+        csr: ParsedCsr,
+        now: datetime,
+        hook: GateVerdict | None = None,
     ) -> EnrollmentResult:
         fingerprint = csr.key_fingerprint
         with self._store.transaction() as tx:
@@ -282,6 +315,7 @@ class EnrollmentService:
                         "cert_serial": device.cert_serial,
                         "work_order_id": order.work_order_id,
                         **appraisal.audit_detail(),
+                        **(hook.audit_detail() if hook else {}),
                     },
                 ),
                 now,
@@ -398,3 +432,7 @@ class EnrollmentService:
             chip_id,
             serial,
         )
+
+
+def spki_pem(csr: ParsedCsr) -> str:
+    return csr.public_key.public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo).decode()

@@ -23,6 +23,7 @@ from birthright.db.engine import make_engine, make_sessionmaker
 from birthright.db.entitlements import SqlEntitlementStore
 from birthright.db.firmware import SqlFirmwareReleases
 from birthright.db.operations import Operations
+from birthright.db.policy_hooks import SqlPolicyHooks
 from birthright.db.products import SqlProductPolicies
 from birthright.db.reconcile import ReconcileStore
 from birthright.db.reports import SqlReportHistory
@@ -38,6 +39,8 @@ from birthright.genuine import SeProofVerifiers
 from birthright.genuine.pkcs11_vendor import Pkcs11VendorVerifier
 from birthright.genuine.tpm import TpmProofVerifier
 from birthright.opcert.service import OperationalCertService
+from birthright.policyhook.gate import PolicyGate
+from birthright.policyhook.http import HttpHookTransport
 from birthright.reconcile.service import ReportService, Schedule
 from birthright.reconcile.signing import load_or_create_report_key, sign_report
 from birthright.revocation.publish import IssuingCaSigner
@@ -75,6 +78,11 @@ class Backend:
     limits: Limits = field(default_factory=Limits)
     #: Issues LDevID-style operational certificates (ADR 0011); None in isolated logic tests.
     operational_ca: OperationalCa | None = None
+
+    @property
+    def policy_hooks(self) -> SqlPolicyHooks:
+        """Per-product enrollment policy hooks (ADR 0015)."""
+        return SqlPolicyHooks(self.sessions)
 
     @property
     def manifests(self) -> ReconcileStore:
@@ -125,6 +133,9 @@ def build_backend(settings: Settings, *, ca: FactoryCa | None = None) -> Backend
             issuer=factory_ca,
             clock=utc_now,
             se_proofs=se_proof_verifiers(settings),
+            policy_gate=PolicyGate(
+                hooks=SqlPolicyHooks(sessions), transport=HttpHookTransport(), clock=utc_now
+            ),
         ),
         attestation=AttestationService(
             nonces=SqlNonceStore(sessions),
