@@ -60,7 +60,9 @@ def serve(
         ).start()
     tls_options: dict[str, Any] = {}
     if settings.tls:
-        tls_options = mtls_uvicorn_options(server_tls_files(settings.ws))
+        # EST re-enrollment by a unit's own certificate needs the device issuing CA (ADR 0014)
+        devices = backend.chain[:1] if settings.est else ()
+        tls_options = mtls_uvicorn_options(server_tls_files(settings.ws), also_trust=devices)
     try:
         uvicorn.run(
             create_app(backend),

@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
-from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from cryptography.hazmat.primitives.serialization import Encoding
 
 from birthright.audit.events import AuditEvent
 from birthright.ca.csr import ParsedCsr, parse_csr
@@ -26,6 +26,7 @@ from birthright.enrollment.model import (
     WorkOrder,
 )
 from birthright.enrollment.ports import DuplicateRecord, EnrollmentStore, EnrollmentTx, Issuer
+from birthright.enrollment.reenroll import Reenroller, ReenrollmentRequest
 from birthright.enrollment.refusals import (
     SECURITY_EVENTS,
     EnrollmentRefused,
@@ -85,7 +86,7 @@ class EnrollmentService:
                 # Another request reserved for this chip at the same moment: read its answer.
                 return self._reserve(station_id, chip_id, work_order_id, now)
         except (InputError, TrustError) as e:
-            self._refuse(
+            self.refuse(
                 "serial.reserve",
                 e,
                 station_id=station_id,
@@ -155,7 +156,7 @@ class EnrollmentService:
                 self._require_active_station(tx, station_id)
             return self._se_proofs.challenge(request, chip_id=chip_id, now=now)
         except (InputError, TrustError) as e:
-            self._refuse(
+            self.refuse(
                 "se.challenge",
                 e,
                 station_id=station_id,
@@ -179,7 +180,7 @@ class EnrollmentService:
                 # Lost a race on a unique value: decide again against what won.
                 return self._enroll(request, csr, now, hook)
         except (InputError, TrustError) as e:
-            self._refuse(
+            self.refuse(
                 "enrollment",
                 e,
                 station_id=request.station_id,
@@ -212,7 +213,7 @@ class EnrollmentService:
                 work_order=order.work_order_id,
                 serial=request.serial,
                 chip_id=request.chip_id,
-                public_key_pem=spki_pem(csr),
+                public_key_pem=csr.public_key_pem,
             )
         )
 
@@ -328,6 +329,18 @@ class EnrollmentService:
         )
         return EnrollmentResult(device, tuple(self._issuer.chain()), created=True)
 
+    # -- re-enrollment ------------------------------------------------------------------
+
+    def reenroll(self, request: ReenrollmentRequest) -> EnrollmentResult:
+        """A new certificate for an enrolled, active unit (``enrollment.reenroll``)."""
+        return Reenroller(
+            store=self._store,
+            issuer=self._issuer,
+            clock=self._clock,
+            refuse=self.refuse,
+            policy_gate=self._policy_gate,
+        ).reenroll(request)
+
     # -- helpers ------------------------------------------------------------------------
 
     @staticmethod
@@ -386,18 +399,19 @@ class EnrollmentService:
                 now,
             )
 
-    def _refuse(
+    def refuse(
         self,
         event: str,
         error: InputError | TrustError,
         *,
-        station_id: StationId,
+        station_id: StationId | None,
         chip_id: ChipId,
         now: datetime,
         serial: ProductSerial | None = None,
         work_order_id: str | None = None,
         key_fingerprint: str | None = None,
     ) -> None:
+        """Record a refusal (and the alert a security event raises) in the audit log."""
         detail: dict[str, str] = {"chip_id": chip_id, "message": error.message}
         if work_order_id:
             detail["work_order_id"] = work_order_id
@@ -432,7 +446,3 @@ class EnrollmentService:
             chip_id,
             serial,
         )
-
-
-def spki_pem(csr: ParsedCsr) -> str:
-    return csr.public_key.public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo).decode()

@@ -32,6 +32,7 @@ from birthright.server.routes import (
     devices,
     enrollment,
     entitlements,
+    est,
     opcert,
     products,
     reports,
@@ -162,6 +163,7 @@ def create_app(backend: Backend) -> FastAPI:
     app.include_router(entitlements.router)
     app.include_router(sealing.router)
     app.include_router(opcert.router)
+    app.include_router(est.router)
 
     @app.exception_handler(BirthrightError)
     async def _domain_error(_request: Request, exc: BirthrightError) -> JSONResponse:

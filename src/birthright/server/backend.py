@@ -35,6 +35,7 @@ from birthright.deviceauth.service import DeviceAuthService
 from birthright.enrollment.service import EnrollmentService
 from birthright.entitlements.service import EntitlementService
 from birthright.errors import ConfigError
+from birthright.est.service import EstEnrollment
 from birthright.genuine import SeProofVerifiers
 from birthright.genuine.pkcs11_vendor import Pkcs11VendorVerifier
 from birthright.genuine.tpm import TpmProofVerifier
@@ -46,6 +47,7 @@ from birthright.reconcile.signing import load_or_create_report_key, sign_report
 from birthright.revocation.publish import IssuingCaSigner
 from birthright.revocation.service import RevocationService
 from birthright.seal.service import SealService
+from birthright.server.est_auth import StationTlsAuthenticator
 from birthright.server.limits import Limits
 from birthright.server.station_auth import StationRequestVerifier
 from birthright.settings import Settings
@@ -78,6 +80,16 @@ class Backend:
     limits: Limits = field(default_factory=Limits)
     #: Issues LDevID-style operational certificates (ADR 0011); None in isolated logic tests.
     operational_ca: OperationalCa | None = None
+    #: EST (ADR 0014): served only when on; stations authenticate by TLS certificate.
+    est_enabled: bool = False
+    station_tls: StationTlsAuthenticator | None = None
+
+    @property
+    def est(self) -> EstEnrollment:
+        """EST enrollment and re-enrollment over the enrollment service (ADR 0014)."""
+        return EstEnrollment(
+            enrollment=self.enrollment, store=SqlEnrollmentStore(self.sessions), clock=utc_now
+        )
 
     @property
     def policy_hooks(self) -> SqlPolicyHooks:
@@ -178,6 +190,8 @@ def build_backend(settings: Settings, *, ca: FactoryCa | None = None) -> Backend
         operational_ca=load_or_create_operational_ca(
             settings.ws, organization=settings.organization, now=utc_now()
         ),
+        est_enabled=settings.est,
+        station_tls=_station_tls(settings, sessions) if settings.est else None,
     )
 
 
@@ -219,4 +233,14 @@ def _station_auth(settings: Settings, sessions: sessionmaker[Session]) -> Statio
         refusals=ledger,
         clock=utc_now,
         require_client_cert=settings.tls,
+    )
+
+
+def _station_tls(settings: Settings, sessions: sessionmaker[Session]) -> StationTlsAuthenticator:
+    ledger = SqlStationLedger(sessions)
+    return StationTlsAuthenticator(
+        station_ca=read_station_ca_cert(settings.ws),
+        directory=ledger,
+        refusals=ledger,
+        clock=utc_now,
     )
