@@ -9,19 +9,25 @@ from birthright.policyhook.model import MAX_ANSWER_BYTES, PolicyHookUnavailable
 
 
 class HttpHookTransport:
+    """One pooled client for the process (building a TLS context per call costs ~100 ms)."""
+
     def __init__(self, *, verify: bool | str = True) -> None:
         #: TLS verification for https hooks: True (system store) or a CA bundle path.
-        self._verify = verify
+        self._client = httpx.Client(verify=verify, follow_redirects=False)
+
+    def close(self) -> None:
+        self._client.close()
 
     def post(self, url: str, body: bytes, *, timeout_s: float) -> bytes:
         timeout = httpx.Timeout(timeout_s)
         try:
-            with (
-                httpx.Client(timeout=timeout, verify=self._verify, follow_redirects=False) as c,
-                c.stream(
-                    "POST", url, content=body, headers={"Content-Type": "application/json"}
-                ) as response,
-            ):
+            with self._client.stream(
+                "POST",
+                url,
+                content=body,
+                headers={"Content-Type": "application/json"},
+                timeout=timeout,
+            ) as response:
                 if response.status_code != 200:
                     raise PolicyHookUnavailable(
                         f"the policy hook answered HTTP {response.status_code}; "

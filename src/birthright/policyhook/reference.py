@@ -78,6 +78,10 @@ class ReferenceHook:
         hook = self
 
         class Handler(BaseHTTPRequestHandler):
+            # headers and body leave in one segment: no Nagle / delayed-ACK stall per answer
+            disable_nagle_algorithm = True
+            wbufsize = 64 * 1024
+
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length", "0"))
                 try:
