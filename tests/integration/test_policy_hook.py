@@ -5,6 +5,8 @@ answering validly — slow, wrong key, down, replayed, malformed — refuses (fa
 from __future__ import annotations
 
 import json
+import socket
+import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -227,3 +229,42 @@ def test_policy_hook_from_the_command_line_and_the_read_only_api(
         "product", "policy-hook", "set", "P-1", "--url", "ftp://x", "--key", key_file, "-w", ws
     )
     assert bad.exit_code != 0
+
+
+def test_a_hook_trickling_its_answer_is_cut_at_the_time_limit(
+    api: httpx.Client, hook: ReferenceHook, served: ServedBackend
+) -> None:
+    """Each byte arrives within the read timeout, the whole answer does not: refused."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    stop = threading.Event()
+
+    def trickle() -> None:
+        conn, _ = listener.accept()
+        with conn:
+            conn.recv(65536)
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 200\r\n\r\n")
+            for _ in range(200):
+                if stop.wait(0.1):
+                    return
+                try:
+                    conn.sendall(b" ")
+                except OSError:
+                    return
+
+    threading.Thread(target=trickle, daemon=True).start()
+    port = listener.getsockname()[1]
+    served.backend.policy_hooks.set(
+        PRODUCT,
+        url=f"http://127.0.0.1:{port}/decide",
+        public_key_pem=_pem(hook.key),
+        timeout_ms=300,
+        now=_now(),
+    )
+    started = time.monotonic()
+    try:
+        r = enroll(api, "CHIP-T", ec.generate_private_key(ec.SECP256R1()))
+    finally:
+        stop.set()
+        listener.close()
+    assert (r.status_code, r.json()["code"]) == (503, "policy_hook_unavailable")
+    assert time.monotonic() - started < 2

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import time
+
 import httpx
 
 from birthright.policyhook.model import MAX_ANSWER_BYTES, PolicyHookUnavailable
@@ -20,6 +22,7 @@ class HttpHookTransport:
 
     def post(self, url: str, body: bytes, *, timeout_s: float) -> bytes:
         timeout = httpx.Timeout(timeout_s)
+        deadline = time.monotonic() + timeout_s
         try:
             with self._client.stream(
                 "POST",
@@ -38,6 +41,8 @@ class HttpHookTransport:
                     data += chunk
                     if len(data) > MAX_ANSWER_BYTES:
                         break
+                    if time.monotonic() > deadline:  # a hook trickling its answer
+                        raise httpx.ReadTimeout("the answer took too long")
                 return data
         except httpx.TimeoutException as e:
             raise PolicyHookUnavailable(
