@@ -286,7 +286,9 @@ def test_curl_and_openssl_enroll_verify_and_reenroll_with_the_units_own_certific
 def test_a_softhsm2_token_key_enrolls_through_our_est_client_and_a_station_reenrolls_it(
     est_line: EstLine, sim_device_set: DeviceSet
 ) -> None:
-    (chip,) = create_devices(sim_device_set.directory, 1, pin=sim_device_set.pin, start_index=900)
+    (chip,) = create_devices(
+        sim_device_set.directory, 1, pin=sim_device_set.pin, start_index=900 + next(_chips)
+    )
     with sim_device_set.open(chip.label) as se:
         se.generate_identity_key()
         chip_id = se.chip_id
