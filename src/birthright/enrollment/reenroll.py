@@ -19,9 +19,10 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 from birthright.audit.events import AuditEvent
 from birthright.ca.csr import ParsedCsr, parse_csr
+from birthright.enrollment.checks import require_active_station
 from birthright.enrollment.model import DeviceRecord, EnrollmentResult
 from birthright.enrollment.ports import EnrollmentStore, EnrollmentTx, Issuer
-from birthright.enrollment.refusals import EnrollmentRefused, StationRefused
+from birthright.enrollment.refusals import EnrollmentRefused
 from birthright.errors import ConflictError, InputError, NotFoundError, TrustError
 from birthright.policyhook.gate import GateVerdict, PolicyGate, Unit
 from birthright.types import ChipId, ProductSerial, StationId
@@ -111,9 +112,7 @@ class Reenroller:
 
     @staticmethod
     def _check_station(tx: EnrollmentTx, station_id: StationId, device: DeviceRecord) -> None:
-        station = tx.station(station_id)
-        if station is None or station.status != "active":
-            raise StationRefused(f"station {station_id!r} is not an active station")
+        station = require_active_station(tx, station_id)
         order = tx.work_order(device.work_order_id) if device.work_order_id else None
         if order is None or (order.site, order.line) != (station.site, station.line):
             raise TrustError(

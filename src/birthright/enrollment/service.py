@@ -9,23 +9,26 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from birthright.audit.events import AuditEvent
 from birthright.ca.csr import ParsedCsr, parse_csr
+from birthright.enrollment.checks import (
+    require_active_station,
+    require_usable_work_order,
+    watch_rate,
+)
 from birthright.enrollment.model import (
     Alert,
     DeviceRecord,
     EnrollmentRequest,
     EnrollmentResult,
     Reservation,
-    Station,
-    WorkOrder,
 )
-from birthright.enrollment.ports import DuplicateRecord, EnrollmentStore, EnrollmentTx, Issuer
+from birthright.enrollment.ports import DuplicateRecord, EnrollmentStore, Issuer
 from birthright.enrollment.reenroll import Reenroller, ReenrollmentRequest
 from birthright.enrollment.refusals import (
     SECURITY_EVENTS,
@@ -343,61 +346,9 @@ class EnrollmentService:
 
     # -- helpers ------------------------------------------------------------------------
 
-    @staticmethod
-    def _require_active_station(tx: EnrollmentTx, station_id: StationId) -> Station:
-        station = tx.station(station_id)
-        if station is None:
-            raise StationRefused(f"station {station_id!r} is not registered")
-        if station.status != "active":
-            raise StationRefused(
-                f"station {station_id!r} is {station.status}", code=f"station_{station.status}"
-            )
-        return station
-
-    @staticmethod
-    def _require_usable_work_order(
-        tx: EnrollmentTx, work_order_id: str, station: Station, now: datetime
-    ) -> WorkOrder:
-        order = tx.work_order(work_order_id)
-        if order is None:
-            raise WorkOrderUnknown(f"work order {work_order_id!r} does not exist")
-        if (order.site, order.line) != (station.site, station.line):
-            raise WorkOrderRefused(
-                f"work order {work_order_id} belongs to {order.site}/{order.line}, "
-                f"not to this station's line {station.site}/{station.line}",
-                code="work_order_wrong_line",
-            )
-        if order.status != "open":
-            raise WorkOrderRefused(
-                f"work order {work_order_id} is {order.status}",
-                code=f"work_order_{order.status}",
-            )
-        if not order.valid_from <= now < order.valid_until:
-            raise WorkOrderRefused(
-                f"work order {work_order_id} is valid from {order.valid_from.isoformat()} "
-                f"until {order.valid_until.isoformat()}",
-                code="work_order_expired",
-            )
-        return order
-
-    @staticmethod
-    def _watch_rate(tx: EnrollmentTx, order: WorkOrder, now: datetime) -> None:
-        """Flag, without refusing, a line that mints faster than its ceiling."""
-        ceiling = order.rate_ceiling_per_minute
-        if ceiling is None:
-            return
-        recent = tx.enrollments_since(order.site, order.line, now - timedelta(minutes=1))
-        if recent == ceiling + 1:  # once per crossing, not once per unit above it
-            tx.raise_alert(
-                Alert(
-                    kind="line.rate_exceeded",
-                    severity="warning",
-                    message=f"line {order.site}/{order.line} minted {recent} units in the "
-                    f"last minute, above its ceiling of {ceiling}",
-                    work_order_id=order.work_order_id,
-                ),
-                now,
-            )
+    _require_active_station = staticmethod(require_active_station)
+    _require_usable_work_order = staticmethod(require_usable_work_order)
+    _watch_rate = staticmethod(watch_rate)
 
     def refuse(
         self,
