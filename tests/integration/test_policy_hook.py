@@ -268,3 +268,21 @@ def test_a_hook_trickling_its_answer_is_cut_at_the_time_limit(
         listener.close()
     assert (r.status_code, r.json()["code"]) == (503, "policy_hook_unavailable")
     assert time.monotonic() - started < 2
+
+
+def test_the_hook_is_not_told_about_units_the_backend_refuses_anyway(
+    api: httpx.Client, hook: ReferenceHook
+) -> None:
+    serial = reserve(api, "CHIP-1")
+    r = api.post(
+        "/v1/enrollments",
+        json={
+            "station_id": STATION,
+            "work_order_id": WO,
+            "serial": serial,
+            "chip_id": "CHIP-OTHER",  # not the chip the serial was reserved for
+            "csr": csr_b64(ec.generate_private_key(ec.SECP256R1())),
+        },
+    )
+    assert (r.status_code, r.json()["code"]) == (409, "serial_chip_mismatch")
+    assert hook.queries == []

@@ -196,19 +196,27 @@ class EnrollmentService:
             raise
 
     def _ask_policy_hook(self, request: EnrollmentRequest, csr: ParsedCsr) -> GateVerdict | None:
-        """Ask the product's policy hook (if any) before issuing, outside any transaction;
-        a retry of an enrollment already done is answered without asking again."""
+        """Ask the product's policy hook (if any) before issuing, outside any transaction.
+
+        Only for a request that the issuing transaction would otherwise accept as far as a
+        short read can tell (its reservation, a key not yet enrolled): the hook is not told
+        about units the backend refuses anyway, and a retry of a finished enrollment is
+        answered without asking again. Those refusals come below, with their own codes."""
         if self._policy_gate is None:
             return None
         with self._store.transaction() as tx:
             order = tx.work_order(request.work_order_id)
-            done = tx.device_by_serial(request.serial)
-        if order is None or (
-            done is not None
-            and done.key_fingerprint == csr.key_fingerprint
-            and done.chip_id == request.chip_id
+            reserved = tx.reservation(request.serial)
+            taken = tx.device_by_serial(request.serial) or tx.device_by_key(csr.key_fingerprint)
+        expected = (request.serial, request.chip_id, request.station_id, request.work_order_id)
+        if (
+            order is None
+            or taken is not None
+            or reserved is None
+            or (reserved.serial, reserved.chip_id, reserved.station_id, reserved.work_order_id)
+            != expected
         ):
-            return None  # unknown work order: refused below, with its own code
+            return None
         return self._policy_gate.check(
             Unit(
                 product=order.product,
