@@ -3,7 +3,7 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-APT_PACKAGES := softhsm2 opensc openssl swtpm swtpm-tools libtss2-dev pkg-config \
+APT_PACKAGES := softhsm2 opensc openssl curl swtpm swtpm-tools libtss2-dev pkg-config \
   libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 fonts-dejavu-core poppler-utils chromium
 WORKSPACE ?= demo-workspace
 DEVICES ?= 25
