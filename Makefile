@@ -3,7 +3,7 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-APT_PACKAGES := softhsm2 opensc openssl swtpm swtpm-tools libtss2-dev pkg-config \
+APT_PACKAGES := softhsm2 opensc openssl curl swtpm swtpm-tools libtss2-dev pkg-config \
   libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 fonts-dejavu-core poppler-utils chromium
 WORKSPACE ?= demo-workspace
 DEVICES ?= 25
@@ -68,6 +68,7 @@ bench: setup
 	PYTHONPATH=. $(BIN)/python -m bench.device_auth; \
 	PYTHONPATH=. $(BIN)/python -m bench.revocation --entries $(REVOCATION_ENTRIES); \
 	PYTHONPATH=. $(BIN)/python -m bench.reconcile --rows $(RECONCILE_ROWS); \
+	PYTHONPATH=. $(BIN)/python -m bench.policy_hook; \
 	if [ -n "$${BIRTHRIGHT_BENCH_DATABASE_URL:-}" ]; then PYTHONPATH=. $(BIN)/python -m bench.concurrency; fi
 	PYTHONPATH=. $(BIN)/python -m bench.summary
 

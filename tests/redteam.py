@@ -263,6 +263,25 @@ SCENARIOS = [
         "device_auth_replayed / device_auth_expired / device_untrusted, each audited",
         (IT + "test_device_auth_api.py::test_each_refusal_has_its_code_is_audited_and_grants",),
     ),
+    Scenario(
+        "EST enrollment without a station certificate, or past native-enrollment checks",
+        "client_cert_required / key_shared / serial_not_reserved / est_se_proof_unsupported, "
+        "each audited; a superseded or revoked unit cannot re-enroll",
+        (
+            IT + "test_est.py::test_transport_level_refusals",
+            IT + "test_est.py::test_simpleenroll_refuses_what_native_enrollment_refuses",
+            IT + "test_est.py::test_a_revoked_unit_cannot_reenroll",
+            IT + "test_est.py::test_curl_and_openssl_enroll_verify_and_reenroll",
+        ),
+    ),
+    Scenario(
+        "forged, replayed, slow or missing policy-hook answer",
+        "policy_hook_unavailable: the unit is refused (fail closed), only the audit record written",
+        (
+            IT + "test_policy_hook.py::test_no_valid_answer_in_time_refuses_the_unit",
+            IT + "test_policy_hook.py::test_a_hook_trickling_its_answer",
+        ),
+    ),
 ]
 
 

@@ -44,6 +44,9 @@ class Settings(BaseSettings):
     #: Require stations to authenticate (mutual TLS + RFC 9421 signed requests with counters).
     #: Turning it off trusts the station id in the body: for isolated logic tests only.
     station_auth: bool = True
+    #: Serve EST (RFC 7030) under /.well-known/est for standard enrollment clients. EST clients
+    #: authenticate by TLS certificate alone, without signed requests (ADR 0014): off unless on.
+    est: bool = False
     nonce_ttl_seconds: int = Field(default=60, ge=1, le=3600)
     #: The ``aud`` a device-auth token must name to be accepted by this service.
     device_auth_audience: str = Field(default="birthright", min_length=1, max_length=128)

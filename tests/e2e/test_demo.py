@@ -33,7 +33,9 @@ def test_demo_provisions_attests_and_exports_verifiable_certificates(tmp_path: P
     assert "ready; 4 issued; refused" in run.stdout
     assert "key_shared 1" in run.stdout
     devices = sorted((ws / "certs" / "devices").glob("*.pem"))
-    assert len(devices) == 4
+    assert "2 enrolled / BRSE00000001 re-keyed" in run.stdout  # EST, a second product
+    assert "…00000002 refused (policy_hook_refused: serials ending" in run.stdout
+    assert len(devices) == 6  # 4 provisioned units + 2 EST-enrolled hubs
     verify = subprocess.run(
         [
             "openssl",
@@ -49,7 +51,7 @@ def test_demo_provisions_attests_and_exports_verifiable_certificates(tmp_path: P
         check=False,
     )
     assert verify.returncode == 0, verify.stdout + verify.stderr
-    assert verify.stdout.count(": OK") == 4
+    assert verify.stdout.count(": OK") == 6
     # The service must stop with the demo; the workspace then serves again.
     secrets = [(ws / "secrets" / n).read_text() for n in ("device-pin", "ca-passphrase")]
     leaks = scan_tree(ws, secrets, skip=[ws / "secrets", ws / "devices"])

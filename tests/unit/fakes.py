@@ -28,6 +28,7 @@ class _State:
     alerts: list[Alert] = field(default_factory=list)
     audit: list[AuditEvent] = field(default_factory=list)
     genuine_products: set[str] = field(default_factory=set)
+    superseded: list[str] = field(default_factory=list)
 
 
 class MemoryTx:
@@ -96,6 +97,18 @@ class MemoryTx:
             if self._find(attr, getattr(device, attr)):
                 raise DuplicateRecord(f"duplicate {attr}")
         self.s.devices.append(device)
+
+    def replace_certificate(
+        self, device: DeviceRecord, *, superseded_cert_serial: str, now: datetime
+    ) -> bool:
+        for i, d in enumerate(self.s.devices):
+            if d.serial == device.serial:
+                if d.cert_serial != superseded_cert_serial or d.status != "active":
+                    return False
+                self.s.devices[i] = device
+                self.s.superseded.append(superseded_cert_serial)
+                return True
+        return False
 
     def audit(self, event: AuditEvent, now: datetime) -> None:
         self.s.audit.append(event)

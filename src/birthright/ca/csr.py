@@ -44,6 +44,13 @@ class ParsedCsr:
     #: The request, DER.
     der: bytes
 
+    @property
+    def public_key_pem(self) -> str:
+        """The key's SubjectPublicKeyInfo, PEM."""
+        return self.public_key.public_bytes(
+            Encoding.PEM, PublicFormat.SubjectPublicKeyInfo
+        ).decode()
+
 
 def key_fingerprint(public_key: ec.EllipticCurvePublicKey) -> str:
     """Hex SHA-256 of the key's SubjectPublicKeyInfo DER."""

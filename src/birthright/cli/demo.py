@@ -16,6 +16,7 @@ from rich.table import Table
 from birthright.cli.common import DEFAULT_WORKSPACE, WorkspaceOpt, console
 from birthright.cli.device import attest_devices, device_client
 from birthright.cli.station import run_provisioning
+from birthright.demo.est_hook import HELD_BACK, est_with_policy_hook
 from birthright.demo.fleet import reconcile, release_firmware, revoke_and_recall
 from birthright.demo.fleet_auth import authenticate_and_claim
 from birthright.demo.genuine import counterfeit_refused, require_genuine_chips
@@ -114,8 +115,8 @@ def demo(
             )
         shutil.rmtree(ws.root)
     ws.create()
-    settings = load_settings(ws.root, port=_free_port())
-    write_settings_file(settings, ("port", "organization", "product", "serial_prefix"))
+    settings = load_settings(ws.root, port=_free_port(), est=True)
+    write_settings_file(settings, ("port", "organization", "product", "serial_prefix", "est"))
     root_pem = ws.ca_dir / "root.pem"
     station_dir = ws.root / "station"
 
@@ -269,8 +270,19 @@ def demo(
             f"{ops.refusal_summary()}"
         )
 
-    console.rule("[bold]8. Morning report: minted vs shipped vs chips delivered")
-    recon = reconcile(ws.root, enrolled)
+        console.rule("[bold]8. EST (RFC 7030) and a product's policy hook")
+        est = est_with_policy_hook(settings, sessions, url=service.url, root_pem=root_pem)
+        console.print(
+            f"an EST client on the station's mutual TLS enrolled {', '.join(est.enrolled)}; "
+            f"the hook of BR-HUB-1 refused serial …{HELD_BACK} → [bold]{est.refused}[/]"
+        )
+        console.print(
+            f"EST simplereenroll: {est.reenrolled} got a new key, old certificate superseded"
+        )
+        est_units = [d for d in Operations(sessions).devices() if d.serial in est.enrolled]
+
+    console.rule("[bold]9. Morning report: minted vs shipped vs chips delivered")
+    recon = reconcile(ws.root, enrolled + est_units)
     console.print(
         f"vendor manifest: {recon.manifest_entries} signed chip entries verified; a tampered "
         f"copy {recon.tampered_refused}"
@@ -280,7 +292,7 @@ def demo(
         f"{recon.shipped_not_enrolled}; foreign chips: {recon.foreign_chips}"
     )
 
-    console.rule("[bold]9. Certificates and audit")
+    console.rule("[bold]10. Certificates and audit")
     exported = export_certificates(Operations(sessions), ca, ws.certs_dir)
     console.print(f"exported {exported} device certificates to {ws.certs_dir}/devices/")
     audit = audit_intact(settings, sessions)
@@ -345,6 +357,13 @@ def demo(
     table.add_row("morning report (PDF, signed)", str(recon.pdf))
     table.add_row("tampered vendor chip manifest", recon.tampered_refused)
     table.add_row(
+        "EST (RFC 7030) over station mTLS: enroll / re-enroll",
+        f"{len(est.enrolled)} enrolled / {est.reenrolled} re-keyed",
+    )
+    table.add_row(
+        "policy hook (signed answer, fails closed)", f"…{HELD_BACK} refused ({est.refused})"
+    )
+    table.add_row(
         "audit chain (hash-linked, signed head)",
         f"{audit.rows_checked} events, {'intact' if audit.ok else 'BROKEN'}",
     )
@@ -392,5 +411,7 @@ def demo(
         or ops.ready != "ready"
         or ops.enrollments_issued < run.good
         or not {"key_shared", "quota_exhausted", "se_not_genuine"} <= set(ops.refusals)
+        or len(est.enrolled) != 2
+        or not est.refused.startswith("policy_hook_refused")
     ):
         raise typer.Exit(code=1)

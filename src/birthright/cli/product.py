@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from birthright.cli import policy_hook
 from birthright.cli.common import DEFAULT_WORKSPACE, WorkspaceOpt, console, settings_for
 from birthright.db.engine import make_engine, make_sessionmaker
 from birthright.db.products import SqlProductPolicies
@@ -51,3 +52,6 @@ def require_genuine(
 def list_policies(workspace: WorkspaceOpt = DEFAULT_WORKSPACE) -> None:
     """Every product with an explicit policy (others: proof optional)."""
     _show(_policies(workspace).list())
+
+
+app.add_typer(policy_hook.app, name="policy-hook")

@@ -155,11 +155,14 @@ def serve(
             daemon=True,
             name="audit-checkpointer",
         ).start()
+    # EST re-enrollment by a unit's own certificate needs the device issuing CA (ADR 0014)
+    devices = backend.chain[:1] if settings.est else ()
     try:
         if settings.workers == 1:
-            _serve_one(settings, backend, mtls_uvicorn_options(tls_files) if tls_files else {})
+            tls = mtls_uvicorn_options(tls_files, also_trust=devices) if tls_files else {}
+            _serve_one(settings, backend, tls)
         else:
-            tls = mtls_worker_options(settings.ws.root) if tls_files else {}
+            tls = mtls_worker_options(settings.ws.root, also_trust=devices) if tls_files else {}
             _serve_workers(settings, tls)
     finally:
         stop.set()

@@ -342,6 +342,19 @@ class ProductPolicyRow(Base):
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
+class PolicyHookRow(Base):
+    """A product's enrollment policy hook (ADR 0015): asked before every issuance."""
+
+    __tablename__ = "product_policy_hooks"
+
+    product: Mapped[str] = mapped_column(String(64), primary_key=True)
+    url: Mapped[str] = mapped_column(String(2048))
+    #: The hook's public key (SubjectPublicKeyInfo PEM) verifying its signed answers.
+    public_key_pem: Mapped[str] = mapped_column(Text)
+    timeout_ms: Mapped[int] = mapped_column(Integer)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
 class ReportRow(Base):
     """One generated, signed report: the exact bytes served and their detached signature."""
 

@@ -16,9 +16,11 @@ from birthright.db.models import (
     AlertRow,
     AuditEventRow,
     AuditHeadRow,
+    CrlStateRow,
     DeviceRow,
     ProductPolicyRow,
     ReservationRow,
+    RevocationRow,
     StationRow,
     WorkOrderRow,
 )
@@ -256,6 +258,36 @@ class SqlEnrollmentTx:
                 attestation_key=device.attestation_key,
             )
         )
+
+    def replace_certificate(
+        self, device: DeviceRecord, *, superseded_cert_serial: str, now: datetime
+    ) -> bool:
+        done = self._s.execute(
+            update(DeviceRow)
+            .where(
+                DeviceRow.serial == device.serial,
+                DeviceRow.cert_serial == superseded_cert_serial,
+                DeviceRow.status == "active",
+            )
+            .values(
+                key_fingerprint=device.key_fingerprint,
+                public_key_der=device.public_key_der,
+                cert_serial=device.cert_serial,
+                cert_der=device.cert_der,
+            )
+        )
+        if done.rowcount != 1:  # type: ignore[attr-defined]
+            return False
+        self._s.add(
+            RevocationRow(
+                cert_serial=superseded_cert_serial,
+                serial=device.serial,
+                revoked_at=now,
+                reason="superseded",
+            )
+        )
+        self._s.execute(update(CrlStateRow).where(CrlStateRow.id == 1).values(dirty=True))
+        return True
 
     def audit(self, event: AuditEvent, now: datetime) -> None:
         append_audit(self._s, event, now)

@@ -9,23 +9,27 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from birthright.audit.events import AuditEvent
 from birthright.ca.csr import ParsedCsr, parse_csr
+from birthright.enrollment.checks import (
+    require_active_station,
+    require_usable_work_order,
+    watch_rate,
+)
 from birthright.enrollment.model import (
     Alert,
     DeviceRecord,
     EnrollmentRequest,
     EnrollmentResult,
     Reservation,
-    Station,
-    WorkOrder,
 )
-from birthright.enrollment.ports import DuplicateRecord, EnrollmentStore, EnrollmentTx, Issuer
+from birthright.enrollment.ports import DuplicateRecord, EnrollmentStore, Issuer
+from birthright.enrollment.reenroll import Reenroller, ReenrollmentRequest
 from birthright.enrollment.refusals import (
     SECURITY_EVENTS,
     EnrollmentRefused,
@@ -36,6 +40,7 @@ from birthright.enrollment.refusals import (
 )
 from birthright.errors import InputError, TrustError
 from birthright.genuine import SeProofVerifiers, appraise
+from birthright.policyhook.gate import GateVerdict, PolicyGate, Unit
 from birthright.types import ChipId, ProductSerial, StationId
 
 log = logging.getLogger(__name__)
@@ -61,11 +66,13 @@ class EnrollmentService:
         issuer: Issuer,
         clock: Clock,
         se_proofs: SeProofVerifiers | None = None,
+        policy_gate: PolicyGate | None = None,
     ) -> None:
         self._store = store
         self._issuer = issuer
         self._clock = clock
         self._se_proofs = se_proofs if se_proofs is not None else SeProofVerifiers()
+        self._policy_gate = policy_gate
 
     # -- serial reservation -------------------------------------------------------------
 
@@ -82,7 +89,7 @@ class EnrollmentService:
                 # Another request reserved for this chip at the same moment: read its answer.
                 return self._reserve(station_id, chip_id, work_order_id, now)
         except (InputError, TrustError) as e:
-            self._refuse(
+            self.refuse(
                 "serial.reserve",
                 e,
                 station_id=station_id,
@@ -152,7 +159,7 @@ class EnrollmentService:
                 self._require_active_station(tx, station_id)
             return self._se_proofs.challenge(request, chip_id=chip_id, now=now)
         except (InputError, TrustError) as e:
-            self._refuse(
+            self.refuse(
                 "se.challenge",
                 e,
                 station_id=station_id,
@@ -169,13 +176,14 @@ class EnrollmentService:
         csr: ParsedCsr | None = None
         try:
             csr = parse_csr(request.csr)
+            hook = self._ask_policy_hook(request, csr)
             try:
-                return self._enroll(request, csr, now)
+                return self._enroll(request, csr, now, hook)
             except DuplicateRecord:
                 # Lost a race on a unique value: decide again against what won.
-                return self._enroll(request, csr, now)
+                return self._enroll(request, csr, now, hook)
         except (InputError, TrustError) as e:
-            self._refuse(
+            self.refuse(
                 "enrollment",
                 e,
                 station_id=request.station_id,
@@ -187,8 +195,45 @@ class EnrollmentService:
             )
             raise
 
+    def _ask_policy_hook(self, request: EnrollmentRequest, csr: ParsedCsr) -> GateVerdict | None:
+        """Ask the product's policy hook (if any) before issuing, outside any transaction.
+
+        Only for a request that the issuing transaction would otherwise accept as far as a
+        short read can tell (its reservation, a key not yet enrolled): the hook is not told
+        about units the backend refuses anyway, and a retry of a finished enrollment is
+        answered without asking again. Those refusals come below, with their own codes."""
+        if self._policy_gate is None:
+            return None
+        with self._store.transaction() as tx:
+            order = tx.work_order(request.work_order_id)
+            reserved = tx.reservation(request.serial)
+            taken = tx.device_by_serial(request.serial) or tx.device_by_key(csr.key_fingerprint)
+        expected = (request.serial, request.chip_id, request.station_id, request.work_order_id)
+        if (
+            order is None
+            or taken is not None
+            or reserved is None
+            or (reserved.serial, reserved.chip_id, reserved.station_id, reserved.work_order_id)
+            != expected
+        ):
+            return None
+        return self._policy_gate.check(
+            Unit(
+                product=order.product,
+                station=request.station_id,
+                work_order=order.work_order_id,
+                serial=request.serial,
+                chip_id=request.chip_id,
+                public_key_pem=csr.public_key_pem,
+            )
+        )
+
     def _enroll(
-        self, request: EnrollmentRequest, csr: ParsedCsr, now: datetime
+        self,
+        request: EnrollmentRequest,
+        csr: ParsedCsr,
+        now: datetime,
+        hook: GateVerdict | None = None,
     ) -> EnrollmentResult:
         fingerprint = csr.key_fingerprint
         with self._store.transaction() as tx:
@@ -282,6 +327,7 @@ class EnrollmentService:
                         "cert_serial": device.cert_serial,
                         "work_order_id": order.work_order_id,
                         **appraisal.audit_detail(),
+                        **(hook.audit_detail() if hook else {}),
                     },
                 ),
                 now,
@@ -294,76 +340,37 @@ class EnrollmentService:
         )
         return EnrollmentResult(device, tuple(self._issuer.chain()), created=True)
 
+    # -- re-enrollment ------------------------------------------------------------------
+
+    def reenroll(self, request: ReenrollmentRequest) -> EnrollmentResult:
+        """A new certificate for an enrolled, active unit (``enrollment.reenroll``)."""
+        return Reenroller(
+            store=self._store,
+            issuer=self._issuer,
+            clock=self._clock,
+            refuse=self.refuse,
+            policy_gate=self._policy_gate,
+        ).reenroll(request)
+
     # -- helpers ------------------------------------------------------------------------
 
-    @staticmethod
-    def _require_active_station(tx: EnrollmentTx, station_id: StationId) -> Station:
-        station = tx.station(station_id)
-        if station is None:
-            raise StationRefused(f"station {station_id!r} is not registered")
-        if station.status != "active":
-            raise StationRefused(
-                f"station {station_id!r} is {station.status}", code=f"station_{station.status}"
-            )
-        return station
+    _require_active_station = staticmethod(require_active_station)
+    _require_usable_work_order = staticmethod(require_usable_work_order)
+    _watch_rate = staticmethod(watch_rate)
 
-    @staticmethod
-    def _require_usable_work_order(
-        tx: EnrollmentTx, work_order_id: str, station: Station, now: datetime
-    ) -> WorkOrder:
-        order = tx.work_order(work_order_id)
-        if order is None:
-            raise WorkOrderUnknown(f"work order {work_order_id!r} does not exist")
-        if (order.site, order.line) != (station.site, station.line):
-            raise WorkOrderRefused(
-                f"work order {work_order_id} belongs to {order.site}/{order.line}, "
-                f"not to this station's line {station.site}/{station.line}",
-                code="work_order_wrong_line",
-            )
-        if order.status != "open":
-            raise WorkOrderRefused(
-                f"work order {work_order_id} is {order.status}",
-                code=f"work_order_{order.status}",
-            )
-        if not order.valid_from <= now < order.valid_until:
-            raise WorkOrderRefused(
-                f"work order {work_order_id} is valid from {order.valid_from.isoformat()} "
-                f"until {order.valid_until.isoformat()}",
-                code="work_order_expired",
-            )
-        return order
-
-    @staticmethod
-    def _watch_rate(tx: EnrollmentTx, order: WorkOrder, now: datetime) -> None:
-        """Flag, without refusing, a line that mints faster than its ceiling."""
-        ceiling = order.rate_ceiling_per_minute
-        if ceiling is None:
-            return
-        recent = tx.enrollments_since(order.site, order.line, now - timedelta(minutes=1))
-        if recent == ceiling + 1:  # once per crossing, not once per unit above it
-            tx.raise_alert(
-                Alert(
-                    kind="line.rate_exceeded",
-                    severity="warning",
-                    message=f"line {order.site}/{order.line} minted {recent} units in the "
-                    f"last minute, above its ceiling of {ceiling}",
-                    work_order_id=order.work_order_id,
-                ),
-                now,
-            )
-
-    def _refuse(
+    def refuse(
         self,
         event: str,
         error: InputError | TrustError,
         *,
-        station_id: StationId,
+        station_id: StationId | None,
         chip_id: ChipId,
         now: datetime,
         serial: ProductSerial | None = None,
         work_order_id: str | None = None,
         key_fingerprint: str | None = None,
     ) -> None:
+        """Record a refusal (and the alert a security event raises) in the audit log."""
         detail: dict[str, str] = {"chip_id": chip_id, "message": error.message}
         if work_order_id:
             detail["work_order_id"] = work_order_id

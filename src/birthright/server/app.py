@@ -33,6 +33,7 @@ from birthright.server.routes import (
     devices,
     enrollment,
     entitlements,
+    est,
     opcert,
     ops,
     products,
@@ -166,6 +167,7 @@ def create_app(backend: Backend) -> FastAPI:
     app.include_router(sealing.router)
     app.include_router(opcert.router)
     app.include_router(ops.router)
+    app.include_router(est.router)
 
     @app.exception_handler(BirthrightError)
     async def _domain_error(_request: Request, exc: BirthrightError) -> JSONResponse:

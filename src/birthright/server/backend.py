@@ -25,6 +25,7 @@ from birthright.db.firmware import SqlFirmwareReleases
 from birthright.db.migrate import current_revision, head_revision
 from birthright.db.observability import ping
 from birthright.db.operations import Operations
+from birthright.db.policy_hooks import SqlPolicyHooks
 from birthright.db.products import SqlProductPolicies
 from birthright.db.reconcile import ReconcileStore
 from birthright.db.reports import SqlReportHistory
@@ -36,6 +37,7 @@ from birthright.deviceauth.service import DeviceAuthService
 from birthright.enrollment.service import EnrollmentService
 from birthright.entitlements.service import EntitlementService
 from birthright.errors import ConfigError
+from birthright.est.service import EstEnrollment
 from birthright.genuine import SeProofVerifiers
 from birthright.genuine.pkcs11_vendor import Pkcs11VendorVerifier
 from birthright.genuine.tpm import TpmProofVerifier
@@ -47,11 +49,14 @@ from birthright.observability.readiness import (
     schema_probe,
 )
 from birthright.opcert.service import OperationalCertService
+from birthright.policyhook.gate import PolicyGate
+from birthright.policyhook.http import HttpHookTransport
 from birthright.reconcile.service import ReportService, Schedule
 from birthright.reconcile.signing import load_or_create_report_key, sign_report
 from birthright.revocation.publish import IssuingCaSigner
 from birthright.revocation.service import RevocationService
 from birthright.seal.service import SealService
+from birthright.server.est_auth import StationTlsAuthenticator
 from birthright.server.limits import Limits
 from birthright.server.station_auth import StationRequestVerifier
 from birthright.settings import Settings
@@ -86,6 +91,21 @@ class Backend:
     operational_ca: OperationalCa | None = None
     #: Who may scrape /metrics and what /readyz checks.
     observability: Observability = field(default_factory=Observability)
+    #: EST (ADR 0014): served only when on; stations authenticate by TLS certificate.
+    est_enabled: bool = False
+    station_tls: StationTlsAuthenticator | None = None
+
+    @property
+    def est(self) -> EstEnrollment:
+        """EST enrollment and re-enrollment over the enrollment service (ADR 0014)."""
+        return EstEnrollment(
+            enrollment=self.enrollment, store=SqlEnrollmentStore(self.sessions), clock=utc_now
+        )
+
+    @property
+    def policy_hooks(self) -> SqlPolicyHooks:
+        """Per-product enrollment policy hooks (ADR 0015)."""
+        return SqlPolicyHooks(self.sessions)
 
     @property
     def manifests(self) -> ReconcileStore:
@@ -136,6 +156,9 @@ def build_backend(settings: Settings, *, ca: FactoryCa | None = None) -> Backend
             issuer=factory_ca,
             clock=utc_now,
             se_proofs=se_proof_verifiers(settings),
+            policy_gate=PolicyGate(
+                hooks=SqlPolicyHooks(sessions), transport=HttpHookTransport(), clock=utc_now
+            ),
         ),
         attestation=AttestationService(
             nonces=SqlNonceStore(sessions),
@@ -189,6 +212,8 @@ def build_backend(settings: Settings, *, ca: FactoryCa | None = None) -> Backend
                 )
             ),
         ),
+        est_enabled=settings.est,
+        station_tls=_station_tls(settings, sessions) if settings.est else None,
     )
 
 
@@ -230,4 +255,14 @@ def _station_auth(settings: Settings, sessions: sessionmaker[Session]) -> Statio
         refusals=ledger,
         clock=utc_now,
         require_client_cert=settings.tls,
+    )
+
+
+def _station_tls(settings: Settings, sessions: sessionmaker[Session]) -> StationTlsAuthenticator:
+    ledger = SqlStationLedger(sessions)
+    return StationTlsAuthenticator(
+        station_ca=read_station_ca_cert(settings.ws),
+        directory=ledger,
+        refusals=ledger,
+        clock=utc_now,
     )

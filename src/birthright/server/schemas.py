@@ -108,6 +108,14 @@ class ProductPolicyResponse(BaseModel):
     updated_at: datetime | None
 
 
+class PolicyHookResponse(BaseModel):
+    product: str
+    url: str
+    timeout_ms: int
+    #: The hook's answer-signing key, SubjectPublicKeyInfo PEM.
+    public_key: str
+
+
 class ChallengeRequest(Strict):
     serial: str = Field(pattern=SERIAL)
 

@@ -20,13 +20,15 @@ from __future__ import annotations
 
 import asyncio
 import ssl
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 import uvicorn
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
 from uvicorn.protocols.http.h11_impl import H11Protocol
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
@@ -37,13 +39,22 @@ from birthright.workspace import Workspace
 _TLS_VERSIONS = {"TLSv1.2": 0x0303, "TLSv1.3": 0x0304}
 
 
-def server_ssl_context(files: ServerTlsFiles) -> ssl.SSLContext:
-    """TLS ≥ 1.2, the service's chain and encrypted key, station certificates verified if sent."""
+def server_ssl_context(
+    files: ServerTlsFiles, *, also_trust: Sequence[x509.Certificate] = ()
+) -> ssl.SSLContext:
+    """TLS ≥ 1.2, the service's chain and encrypted key, station certificates verified if sent.
+
+    ``also_trust`` adds client-certificate anchors: with EST on, the device issuing CA, so a
+    unit can re-enroll with its current certificate (ADR 0014). The app still checks which
+    CA issued a certificate before it accepts it for anything.
+    """
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     try:
         context.load_cert_chain(str(files.certfile), str(files.keyfile), password=files.password)
         context.load_verify_locations(cafile=str(files.client_ca_file))
+        for anchor in also_trust:
+            context.load_verify_locations(cadata=anchor.public_bytes(Encoding.PEM).decode())
     except (ssl.SSLError, OSError) as e:
         raise ConfigError(f"cannot load the server's TLS files: {e}", code="server_tls") from e
     context.verify_mode = ssl.CERT_OPTIONAL
@@ -57,25 +68,35 @@ class WorkspaceTlsContext:
     spawns fresh interpreters) loads the workspace's TLS files itself."""
 
     workspace: Path
+    #: Extra client-certificate anchors (DER), as ``mtls_uvicorn_options``'s ``also_trust``.
+    also_trust_der: tuple[bytes, ...] = ()
 
     def __call__(
         self, _config: uvicorn.Config, _default: Callable[[], ssl.SSLContext]
     ) -> ssl.SSLContext:
-        return server_ssl_context(server_tls_files(Workspace(self.workspace)))
+        also_trust = [x509.load_der_x509_certificate(der) for der in self.also_trust_der]
+        return server_ssl_context(
+            server_tls_files(Workspace(self.workspace)), also_trust=also_trust
+        )
 
 
-def mtls_worker_options(workspace: Path) -> dict[str, Any]:
+def mtls_worker_options(
+    workspace: Path, *, also_trust: Sequence[x509.Certificate] = ()
+) -> dict[str, Any]:
     """Like :func:`mtls_uvicorn_options`, for worker processes: nothing but paths is passed."""
+    der = tuple(c.public_bytes(Encoding.DER) for c in also_trust)
     return {
-        "ssl_context_factory": WorkspaceTlsContext(workspace),
+        "ssl_context_factory": WorkspaceTlsContext(workspace, der),
         "http": MtlsHttpToolsProtocol,
         "loop": "uvloop",
     }
 
 
-def mtls_uvicorn_options(files: ServerTlsFiles) -> dict[str, Any]:
+def mtls_uvicorn_options(
+    files: ServerTlsFiles, *, also_trust: Sequence[x509.Certificate] = ()
+) -> dict[str, Any]:
     """Keyword arguments for ``uvicorn.Config`` / ``uvicorn.run`` that serve mutual TLS."""
-    context = server_ssl_context(files)
+    context = server_ssl_context(files, also_trust=also_trust)
 
     def factory(_config: uvicorn.Config, _default: Callable[[], ssl.SSLContext]) -> ssl.SSLContext:
         return context

@@ -1,17 +1,20 @@
 """Per-product enrollment policy, read-only over HTTP.
 
-Changing a policy (``birthright product require-genuine``) is CLI-only until operator
-authentication exists: an unauthenticated endpoint that could switch genuine-SE enforcement
-off would let the (untrusted) factory network disable the very check aimed at it.
+Changing a policy (``birthright product require-genuine``, ``product policy-hook set``) is
+CLI-only until operator authentication exists: an unauthenticated endpoint that could switch
+genuine-SE enforcement off would let the (untrusted) factory network disable the very check
+aimed at it.
 """
 
 from __future__ import annotations
 
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from fastapi import APIRouter, Path
 
 from birthright.enrollment.model import ProductPolicy
+from birthright.errors import NotFoundError
 from birthright.server.routes import BackendDep, errors
-from birthright.server.schemas import ProductPolicyResponse
+from birthright.server.schemas import PolicyHookResponse, ProductPolicyResponse
 
 router = APIRouter(prefix="/v1/products", tags=["products"])
 
@@ -43,3 +46,23 @@ def policies(backend: BackendDep) -> list[ProductPolicyResponse]:
 )
 def policy(backend: BackendDep, product: str = Path(pattern=PRODUCT)) -> ProductPolicyResponse:
     return _body(backend.products.get(product))
+
+
+@router.get(
+    "/{product}/policy-hook",
+    response_model=PolicyHookResponse,
+    responses=errors(404, 422),
+    summary="The product's enrollment policy hook (ADR 0015), if one is set",
+)
+def policy_hook(backend: BackendDep, product: str = Path(pattern=PRODUCT)) -> PolicyHookResponse:
+    hook = backend.policy_hooks.hook_for(product)
+    if hook is None:
+        raise NotFoundError(f"product {product} has no policy hook", code="policy_hook_not_set")
+    return PolicyHookResponse(
+        product=hook.product,
+        url=hook.url,
+        timeout_ms=hook.timeout_ms,
+        public_key=hook.public_key.public_bytes(
+            Encoding.PEM, PublicFormat.SubjectPublicKeyInfo
+        ).decode(),
+    )
