@@ -30,7 +30,7 @@ pytestmark = pytest.mark.skipif(OPENSSL is None, reason="openssl is not installe
 @pytest.fixture
 def api(served: ServedBackend) -> Iterator[httpx.Client]:
     seed_line(served, station_id=STATION, work_order_id=WO)
-    with httpx.Client(base_url=served.url, timeout=30) as client:
+    with httpx.Client(base_url=served.url, headers=served.auth, timeout=30) as client:
         yield client
 
 

@@ -23,6 +23,7 @@ from birthright.db.engine import make_engine, make_sessionmaker
 from birthright.db.entitlements import SqlEntitlementStore
 from birthright.db.firmware import SqlFirmwareReleases
 from birthright.db.operations import Operations
+from birthright.db.operators import SqlOperatorStore
 from birthright.db.products import SqlProductPolicies
 from birthright.db.reconcile import ReconcileStore
 from birthright.db.reports import SqlReportHistory
@@ -38,6 +39,8 @@ from birthright.genuine import SeProofVerifiers
 from birthright.genuine.pkcs11_vendor import Pkcs11VendorVerifier
 from birthright.genuine.tpm import TpmProofVerifier
 from birthright.opcert.service import OperationalCertService
+from birthright.operators.model import SessionPolicy
+from birthright.operators.service import OperatorService
 from birthright.reconcile.service import ReportService, Schedule
 from birthright.reconcile.signing import load_or_create_report_key, sign_report
 from birthright.revocation.publish import IssuingCaSigner
@@ -75,6 +78,12 @@ class Backend:
     limits: Limits = field(default_factory=Limits)
     #: Issues LDevID-style operational certificates (ADR 0011); None in isolated logic tests.
     operational_ca: OperationalCa | None = None
+    #: Operator endpoints and the console require a session or API token (ADR 0013); False
+    #: only in isolated logic tests.
+    operator_auth: bool = True
+    session_policy: SessionPolicy = field(default_factory=SessionPolicy)
+    #: Where the console's session cookie may travel: Secure over HTTPS.
+    secure_cookies: bool = True
 
     @property
     def manifests(self) -> ReconcileStore:
@@ -91,6 +100,16 @@ class Backend:
             devices=SqlSealStore(self.sessions),
             nonces=SqlNonceStore(self.sessions),
             clock=utc_now,
+        )
+
+    @property
+    def operators(self) -> OperatorService:
+        """Operator accounts, console sessions and operator API tokens (ADR 0013)."""
+        return OperatorService(
+            store=SqlOperatorStore(self.sessions),
+            audit=SqlAuditSink(self.sessions),
+            clock=utc_now,
+            policy=self.session_policy,
         )
 
     @property
@@ -167,6 +186,12 @@ def build_backend(settings: Settings, *, ca: FactoryCa | None = None) -> Backend
         operational_ca=load_or_create_operational_ca(
             settings.ws, organization=settings.organization, now=utc_now()
         ),
+        operator_auth=settings.operator_auth,
+        session_policy=SessionPolicy(
+            idle=timedelta(minutes=settings.console_idle_minutes),
+            absolute=timedelta(hours=settings.console_absolute_hours),
+        ),
+        secure_cookies=settings.tls,
     )
 
 

@@ -10,10 +10,17 @@ from __future__ import annotations
 from fastapi import APIRouter, Path
 
 from birthright.enrollment.model import ProductPolicy
+from birthright.operators.roles import Permission
+from birthright.server.operator_auth import OPERATOR_ERRORS, require
 from birthright.server.routes import BackendDep, errors
 from birthright.server.schemas import ProductPolicyResponse
 
-router = APIRouter(prefix="/v1/products", tags=["products"])
+router = APIRouter(
+    prefix="/v1/products",
+    tags=["products"],
+    dependencies=[require(Permission.PRODUCTS_VIEW)],
+    responses=OPERATOR_ERRORS,
+)
 
 PRODUCT = r"^[A-Za-z0-9._ -]{1,64}$"
 

@@ -21,9 +21,11 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from birthright.ca.ocsp import MAX_REQUEST_BYTES, unsuccessful
+from birthright.operators.roles import Permission
 from birthright.revocation.model import Reason, Revocation, Selection
 from birthright.revocation.service import RevocationService
 from birthright.server.backend import Backend
+from birthright.server.operator_auth import OPERATOR_ERRORS, require
 from birthright.server.routes import BackendDep, errors
 from birthright.server.schemas import SERIAL, STATION_ID, WORK_ORDER_ID
 
@@ -267,20 +269,22 @@ async def ocsp_post(request: Request) -> Response:
     "/v1/revocations",
     status_code=201,
     response_model=RevocationResponse,
-    responses=errors(400, 404, 409, 422),
+    responses={**errors(400, 404, 409, 422), **OPERATOR_ERRORS},
+    dependencies=[require(Permission.REVOCATION_MANAGE)],
 )
 def revoke(backend: BackendDep, body: RevokeBody) -> RevocationResponse:
-    """Revoke one unit (operator; authentication comes with the console issue)."""
+    """Revoke one unit (operator: revocation.manage)."""
     return _revocation(backend.revocation.revoke(body.serial, Reason.parse(body.reason)))
 
 
 @router.post(
     "/v1/revocations/{serial}/release",
     response_model=StatusResponse,
-    responses=errors(404, 409, 422),
+    responses={**errors(404, 409, 422), **OPERATOR_ERRORS},
+    dependencies=[require(Permission.REVOCATION_MANAGE)],
 )
 def release(backend: BackendDep, serial: str = Path(pattern=SERIAL)) -> StatusResponse:
-    """Lift a certificateHold (operator; authentication comes with the console issue)."""
+    """Lift a certificateHold (operator: revocation.manage)."""
     device = backend.revocation.release(serial)
     return StatusResponse(serial=device.serial, cert_serial=device.cert_serial, status="active")
 
@@ -304,7 +308,8 @@ def device_status(backend: BackendDep, serial: str = Path(pattern=SERIAL)) -> St
     "/v1/recalls/preview",
     status_code=201,
     response_model=PreviewResponse,
-    responses=errors(400, 422),
+    responses={**errors(400, 422), **OPERATOR_ERRORS},
+    dependencies=[require(Permission.REVOCATION_MANAGE)],
 )
 def preview(backend: BackendDep, body: PreviewBody) -> PreviewResponse:
     """Count and sample a recall; the token executes exactly this set (operator)."""
@@ -323,7 +328,8 @@ def preview(backend: BackendDep, body: PreviewBody) -> PreviewResponse:
 @router.post(
     "/v1/recalls/{token}/execute",
     response_model=RecallResponse,
-    responses=errors(404, 409, 422),
+    responses={**errors(404, 409, 422), **OPERATOR_ERRORS},
+    dependencies=[require(Permission.REVOCATION_MANAGE)],
 )
 def execute(backend: BackendDep, token: str = Path(pattern=RECALL_TOKEN_PATTERN)) -> RecallResponse:
     """Revoke the previewed set in one transaction (operator)."""

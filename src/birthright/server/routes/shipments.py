@@ -17,11 +17,17 @@ from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel
 
 from birthright.errors import BirthrightError
+from birthright.operators.roles import Permission
 from birthright.reconcile.manifests import parse_shipments
 from birthright.server.backend import Backend
+from birthright.server.operator_auth import OPERATOR_ERRORS, require
 from birthright.server.routes import BackendDep, errors
 
-router = APIRouter(tags=["reconciliation"])
+router = APIRouter(
+    tags=["reconciliation"],
+    dependencies=[require(Permission.SHIPMENTS_IMPORT)],
+    responses=OPERATOR_ERRORS,
+)
 
 
 class BadRow(BaseModel):
