@@ -31,6 +31,7 @@ class Permission(StrEnum):
     WORK_ORDERS_VIEW = "work_orders.view"
     WORK_ORDERS_MANAGE = "work_orders.manage"
     REPORTS_VIEW = "reports.view"
+    REPORTS_GENERATE = "reports.generate"
     SHIPMENTS_IMPORT = "shipments.import"
     REVOCATION_MANAGE = "revocation.manage"
     PRODUCTS_VIEW = "products.view"
@@ -60,7 +61,13 @@ _READ_ALL = frozenset(
 RIGHTS: dict[Role, frozenset[Permission]] = {
     Role.ADMIN: frozenset(Permission),
     Role.PRODUCTION_MANAGER: _READ_ALL
-    | {P.WORK_ORDERS_MANAGE, P.SHIPMENTS_IMPORT, P.REVOCATION_MANAGE, P.ENTITLEMENTS_MANAGE},
+    | {
+        P.WORK_ORDERS_MANAGE,
+        P.REPORTS_GENERATE,
+        P.SHIPMENTS_IMPORT,
+        P.REVOCATION_MANAGE,
+        P.ENTITLEMENTS_MANAGE,
+    },
     Role.AUDITOR: _READ_ALL | {P.AUDIT_VIEW},
     Role.LINE_OPERATOR: frozenset({P.OVERVIEW_VIEW, P.DEVICES_VIEW, P.STATIONS_VIEW}),
 }

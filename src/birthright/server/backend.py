@@ -7,12 +7,14 @@ from datetime import UTC, datetime, time, timedelta
 from functools import partial
 
 from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ec
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from birthright.attest.keys import RESULT_KEY, load_or_create_key
 from birthright.attest.result_signing import ResultSigner
 from birthright.attest.service import AttestationService
+from birthright.audit.signing import load_audit_public_key
 from birthright.ca.authority import FactoryCa, load_factory_ca
 from birthright.ca.operational import OperationalCa, load_or_create_operational_ca
 from birthright.ca.se_vendors import load_se_vendor_roots
@@ -84,6 +86,8 @@ class Backend:
     session_policy: SessionPolicy = field(default_factory=SessionPolicy)
     #: Where the console's session cookie may travel: Secure over HTTPS.
     secure_cookies: bool = True
+    #: Checks the audit chain's signed checkpoints in the console (None: no key yet).
+    audit_public_key: ec.EllipticCurvePublicKey | None = None
 
     @property
     def manifests(self) -> ReconcileStore:
@@ -192,6 +196,7 @@ def build_backend(settings: Settings, *, ca: FactoryCa | None = None) -> Backend
             absolute=timedelta(hours=settings.console_absolute_hours),
         ),
         secure_cookies=settings.tls,
+        audit_public_key=load_audit_public_key(settings),
     )
 
 

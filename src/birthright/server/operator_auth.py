@@ -57,11 +57,13 @@ def _client(request: Request) -> str:
     return request.client.host if request.client else ""
 
 
-def authenticate(request: Request, *, form_csrf: str | None = None) -> Principal:
+def authenticate(
+    request: Request, *, form_csrf: str | None = None, bearer_allowed: bool = True
+) -> Principal:
     """The calling operator, from a bearer token or a session cookie (+ CSRF on changes)."""
     backend = _backend(request)
     operators = backend.operators
-    header = request.headers.get("authorization")
+    header = request.headers.get("authorization") if bearer_allowed else None
     try:
         if header is not None:
             scheme, _, token = header.partition(" ")
@@ -84,6 +86,7 @@ def authenticate(request: Request, *, form_csrf: str | None = None) -> Principal
             raise OperatorForbidden(
                 "a change made with a session needs its CSRF token", code="csrf_invalid"
             )
+    request.state.principal = principal
     return principal
 
 
