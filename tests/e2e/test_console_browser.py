@@ -205,3 +205,39 @@ def test_an_admin_reads_the_audit_chain_and_manages_operators(
     expect(page).to_have_url(f"{factory.url}/console/login")
     assert page.request.get(f"{factory.url}/v1/reports").status == 401  # the session is gone
     page.close()
+
+
+def test_a_production_day_from_the_console(browser: Browser, factory: Factory) -> None:
+    """Open a work order, hold and resume it, reconcile the day and read the signed report:
+    a production manager needs nothing but the console."""
+    page = log_in(browser, factory, "pim")
+    page.click("header nav a:text('Work orders')")
+    form = page.get_by_test_id("open-work-order")
+    for name, value in {
+        "work_order_id": "WO-DAY-2", "product": "BR-TEST", "site": "site1", "line": "line1",
+        "quantity": "50", "serial_prefix": "BRD", "serial_first": "1", "serial_last": "100",
+    }.items():  # fmt: skip
+        form.locator(f"input[name={name}]").fill(value)
+    form.locator("button[type=submit]").click()
+    row = page.get_by_test_id("work-orders").locator("tr", has_text="WO-DAY-2")
+    expect(row).to_contain_text("open")
+    row.locator("button:text('Suspend')").click()
+    expect(page.get_by_test_id("work-orders").locator("tr", has_text="WO-DAY-2")).to_contain_text(
+        "suspended"
+    )
+    page.get_by_test_id("work-orders").locator("tr", has_text="WO-DAY-2").locator(
+        "button:text('Resume')"
+    ).click()
+    resumed = page.get_by_test_id("work-orders").locator("tr", has_text="WO-DAY-2")
+    expect(resumed.locator(".badge")).to_have_text("open")
+    page.screenshot(path=str(ARTIFACTS / "work-orders-day.png"), full_page=True)
+    page.click("header nav a:text('Reports')")
+    page.get_by_test_id("generate-report").locator("button").click()
+    expect(page.get_by_test_id("reports")).to_contain_text("console")
+    page.screenshot(path=str(ARTIFACTS / "reports.png"), full_page=True)
+    page.get_by_test_id("reports").locator("tr", has_text="html").locator(
+        "a:text('open')"
+    ).first.click()  # the API's report, read with the console session
+    expect(page.locator("body")).to_contain_text("WO-TEST")
+    page.screenshot(path=str(ARTIFACTS / "report-from-console.png"))
+    page.close()

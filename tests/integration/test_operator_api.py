@@ -3,15 +3,28 @@ both audited; API tokens per role; the CLI makes accounts without any default pa
 
 from __future__ import annotations
 
+import dataclasses
+
 import httpx
 import pytest
+from sqlalchemy import text
 from typer.testing import CliRunner
 
+from birthright.ca.authority import FactoryCa
 from birthright.cli.main import app as main_app
 from birthright.db.audit import list_events
 from birthright.operators.roles import Role
+from birthright.operators.tokens import digest
+from birthright.server.backend import build_backend
+from birthright.server.operator_auth import SESSION_COOKIE
 from birthright.settings import Settings
-from tests.conftest import ServedBackend, operator_line_token, operator_token
+from tests.conftest import (
+    ServedBackend,
+    ThreadServer,
+    free_port,
+    operator_line_token,
+    operator_token,
+)
 
 REVOKE = {"serial": "BRT-1", "reason": "keyCompromise"}
 SEAL = {"purpose": "wifi", "payload": ""}
@@ -120,3 +133,36 @@ def test_the_cli_creates_the_first_admin_from_stdin_with_no_default(
     assert (r.status_code, r.json()["code"]) == (403, "operator_forbidden")
     events = {e.event for e in list_events(served.backend.sessions, limit=50)}
     assert {"operator.created", "operator.login", "operator.token_issued"} <= events
+
+
+def test_operator_auth_is_on_by_default() -> None:
+    assert Settings().operator_auth is True
+    assert Settings().tls is True  # and so the session cookie is Secure
+
+
+def test_the_session_cookie_is_httponly_strict_secure_and_stored_hashed(
+    settings: Settings, factory_ca: FactoryCa
+) -> None:
+    backend = dataclasses.replace(build_backend(settings, ca=factory_ca), secure_cookies=True)
+    port = free_port()
+    server = ThreadServer(backend, port)
+    server.start()
+    try:
+        backend.operators.create("ada", Role.ADMIN, "a sound admin passphrase")
+        r = httpx.post(
+            f"http://127.0.0.1:{port}/console/login",
+            data={"name": "ada", "password": "a sound admin passphrase"},
+            timeout=10,
+        )
+        assert r.status_code == 303, r.text
+        cookie = r.headers["set-cookie"]
+        session_id = r.cookies[SESSION_COOKIE]
+        for flag in ("httponly", "samesite=strict", "secure", "path=/"):
+            assert flag in cookie.lower(), cookie
+        with backend.engine.connect() as conn:
+            stored = conn.execute(text("SELECT digest FROM operator_sessions")).scalars().all()
+        assert stored == [digest(session_id)]
+        assert r.headers["content-security-policy"].startswith("default-src 'none'")
+    finally:
+        server.stop()
+        backend.close()

@@ -1,8 +1,8 @@
 """Per-product enrollment policy, read-only over HTTP.
 
-Changing a policy (``birthright product require-genuine``) is CLI-only until operator
-authentication exists: an unauthenticated endpoint that could switch genuine-SE enforcement
-off would let the (untrusted) factory network disable the very check aimed at it.
+Reading needs ``products.view`` (ADR 0013). Changing a policy stays on the server machine's
+command line (``birthright product require-genuine``): switching genuine-SE enforcement off
+is not something a stolen console session should be able to do.
 """
 
 from __future__ import annotations

@@ -1,8 +1,7 @@
 """Revocation: CRL and OCSP (public), revoke / hold / release and targeted recalls (operator).
 
-The operator endpoints (``/v1/revocations``, ``/v1/recalls``) carry NO authentication yet:
-operator authentication comes with the operator console issue. Until then deploy them only
-behind a network boundary that lets operators alone reach them.
+The operator endpoints (``/v1/revocations``, ``/v1/recalls``) need an operator whose role
+grants ``revocation.manage`` (session + CSRF header, or API token; ADR 0013).
 """
 
 from __future__ import annotations

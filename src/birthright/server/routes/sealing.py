@@ -1,8 +1,8 @@
 """Sealing a payload to one device; a device's key-agreement key (ADR 0010).
 
-``POST /v1/devices/{serial}/sealed`` is an operator/backend endpoint and, like the revocation
-endpoints, carries NO authentication yet: deploy it behind a network boundary. The
-key-agreement key registration is authenticated by the device's identity signature.
+``POST /v1/devices/{serial}/sealed`` is an operator endpoint (``devices.seal``, admin only;
+ADR 0013). The key-agreement key registration is authenticated by the device's identity
+signature.
 """
 
 from __future__ import annotations

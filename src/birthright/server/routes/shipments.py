@@ -1,8 +1,7 @@
 """Shipped-unit manifests uploaded by logistics: the same import as ``birthright shipments
 import``, all-or-nothing unless ``skip_bad``, idempotent, a refusal audited and nothing else.
 
-Like the other operator endpoints this carries no authentication yet (it comes with the
-operator console issue): deploy it behind a boundary only logistics and operators cross.
+An operator endpoint: the caller's role must grant ``shipments.import`` (ADR 0013).
 """
 
 from __future__ import annotations
