@@ -16,7 +16,13 @@ from birthright.errors import BirthrightError, InputError, TransientError
 from birthright.operators.model import OperatorUnauthenticated, Principal
 from birthright.operators.roles import Permission
 from birthright.server.backend import Backend
-from birthright.server.operator_auth import CSRF_FIELD, SAFE_METHODS, authenticate, authorize
+from birthright.server.operator_auth import (
+    CSRF_FIELD,
+    SAFE_METHODS,
+    SESSION_COOKIE,
+    authenticate,
+    authorize,
+)
 
 PREFIX = "/console"
 MAX_FORM_BYTES = 64 * 1024
@@ -68,6 +74,8 @@ Form = Annotated[dict[str, str], Depends(_form)]
 def page(request: Request, permission: Permission, form: dict[str, str] | None = None) -> Principal:
     """The session's operator, if its role grants ``permission`` (a change also needs the
     form's CSRF token). No session: LoginRequired. Refusals are audited by the guard."""
+    if request.method in SAFE_METHODS and not request.cookies.get(SESSION_COOKIE):
+        raise LoginRequired  # a first visit, not a refusal: straight to the login page
     try:
         principal = authenticate(
             request, form_csrf=(form or {}).get(CSRF_FIELD), bearer_allowed=False
