@@ -29,7 +29,8 @@ def serve(
     port: Annotated[int | None, typer.Option(help="Port to bind.")] = None,
     migrate: Annotated[bool, typer.Option(help="Apply migrations before serving.")] = True,
 ) -> None:
-    """Start the identity service on the workspace (API docs at /docs)."""
+    """Start the identity service on the workspace (API docs at /docs, the operator console
+    at /console: make its first admin with `birthright admin create NAME`)."""
     from birthright.audit.signing import load_or_create_audit_signer
     from birthright.ca.station import server_tls_files
     from birthright.db.audit import AuditCheckpointer
