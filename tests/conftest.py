@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import os
+import secrets
 import socket
 import threading
 import time
@@ -18,6 +20,10 @@ from sqlalchemy import text
 from birthright.ca.authority import FactoryCa, init_workspace_ca
 from birthright.db.engine import make_engine
 from birthright.db.migrate import upgrade
+from birthright.db.operators import SqlOperatorStore
+from birthright.operators.model import Operator
+from birthright.operators.passwords import hash_password
+from birthright.operators.roles import Role
 from birthright.server.app import create_app
 from birthright.server.backend import Backend, build_backend
 from birthright.settings import Settings, load_settings
@@ -98,9 +104,45 @@ def free_port() -> int:
 
 
 class ServedBackend:
+    """A running service, and an admin operator's API token for its operator endpoints."""
+
     def __init__(self, backend: Backend, url: str) -> None:
         self.backend = backend
         self.url = url
+        self.token = operator_token(backend)
+
+    @property
+    def auth(self) -> dict[str, str]:
+        """Headers that authenticate an operator request as the test admin."""
+        return {"Authorization": f"Bearer {self.token}"}
+
+
+TEST_ADMIN = "test-admin"
+
+
+@functools.cache
+def _test_password_hash() -> str:
+    return hash_password(secrets.token_urlsafe(24))  # nobody logs in with it: tokens only
+
+
+def operator_token(backend: Backend, name: str = TEST_ADMIN, role: Role = Role.ADMIN) -> str:
+    """An API token of operator ``name`` (made with ``role`` if it is new)."""
+    store = SqlOperatorStore(backend.sessions)
+    if store.credentials(name) is None:
+        operator = Operator(name=name, role=role, created_at=datetime.now(UTC))
+        store.add(operator, _test_password_hash())
+    return backend.operators.issue_token(name, label="tests")
+
+
+def operator_line_token(backend: Backend, name: str, *, site: str, line: str) -> str:
+    """An API token of a line operator assigned to ``site``/``line``."""
+    store = SqlOperatorStore(backend.sessions)
+    if store.credentials(name) is None:
+        operator = Operator(
+            name=name, role=Role.LINE_OPERATOR, created_at=datetime.now(UTC), site=site, line=line
+        )
+        store.add(operator, _test_password_hash())
+    return backend.operators.issue_token(name, label="tests")
 
 
 class ThreadServer:

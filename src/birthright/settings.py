@@ -47,6 +47,12 @@ class Settings(BaseSettings):
     #: Serve EST (RFC 7030) under /.well-known/est for standard enrollment clients. EST clients
     #: authenticate by TLS certificate alone, without signed requests (ADR 0014): off unless on.
     est: bool = False
+    #: Require an operator session or API token on the operator endpoints (ADR 0013).
+    #: Turning it off lets anyone act as an operator: for isolated logic tests only.
+    operator_auth: bool = True
+    #: Console session expiry: idle minutes and absolute hours.
+    console_idle_minutes: int = Field(default=30, ge=1, le=24 * 60)
+    console_absolute_hours: int = Field(default=12, ge=1, le=7 * 24)
     nonce_ttl_seconds: int = Field(default=60, ge=1, le=3600)
     #: The ``aud`` a device-auth token must name to be accepted by this service.
     device_auth_audience: str = Field(default="birthright", min_length=1, max_length=128)

@@ -58,7 +58,7 @@ def test_the_report_page_reads_well_with_thousands_of_exceptions(
     )
     served.backend.reports.generate(today, ["json", "html"], trigger="cli")
 
-    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page = browser.new_page(viewport={"width": 1280, "height": 900}, extra_http_headers=served.auth)
     try:
         response = page.goto(f"{served.url}/v1/reports/{today.isoformat()}/html")
         assert response is not None and response.status == 200

@@ -66,7 +66,7 @@ def api_schema(fuzzed: ServedBackend) -> OpenApiSchema:
     # 413 (body over the limit) is a correct refusal of invalid data too.
     config = SchemathesisConfig.from_str(
         "[checks.negative_data_rejection]\n"
-        "expected-statuses = [400, 403, 404, 405, 409, 413, 415, 422, 429]\n"
+        "expected-statuses = [400, 401, 403, 404, 405, 409, 413, 415, 422, 429]\n"
     )
     return schemathesis.openapi.from_url(f"{fuzzed.url}/openapi.json", config=config)
 
@@ -100,7 +100,7 @@ def test_every_operation_answers_within_its_contract(
     @hypothesis.given(case=api_schema.as_strategy(generation_mode=mode))
     def run(case: Case[Any]) -> None:
         before = table_counts(engine)
-        response = case.call_and_validate(timeout=30, excluded_checks=EXCLUDED)
+        response = case.call_and_validate(timeout=30, excluded_checks=EXCLUDED, headers=fuzzed.auth)
         calls[f"{case.method} {case.path} {response.status_code}"] += 1
         is_json = response.headers.get("content-type", [""])[0].startswith("application/json")
         check_error_body(case, response.status_code, response.json() if is_json else None)
@@ -124,6 +124,7 @@ def test_stateful_sequences_hold_the_contract(
     class Machine(api_schema.as_state_machine()):  # type: ignore[misc]
         def call(self, case: Case[Any], **kwargs: Any) -> Response:
             before = table_counts(engine)
+            kwargs["headers"] = {**(kwargs.get("headers") or {}), **fuzzed.auth}
             response = case.call(timeout=30, **kwargs)
             calls[response.status_code] += 1
             is_json = response.headers.get("content-type", [""])[0].startswith("application/json")

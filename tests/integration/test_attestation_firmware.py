@@ -53,7 +53,7 @@ PRODUCT = "BR-TEST"  # the product seed_line's work order mints
 @pytest.fixture
 def api(served: ServedBackend) -> Iterator[httpx.Client]:
     seed_line(served, station_id=STATION, work_order_id=WO)
-    with httpx.Client(base_url=served.url, timeout=10) as client:
+    with httpx.Client(base_url=served.url, headers=served.auth, timeout=10) as client:
         yield client
 
 

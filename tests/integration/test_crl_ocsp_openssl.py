@@ -30,7 +30,7 @@ pytestmark = pytest.mark.skipif(OPENSSL is None, reason="openssl is not installe
 @pytest.fixture
 def api(served: ServedBackend) -> Iterator[httpx.Client]:
     seed_line(served, station_id=STATION, work_order_id=WO)
-    with httpx.Client(base_url=served.url, timeout=30) as client:
+    with httpx.Client(base_url=served.url, headers=served.auth, timeout=30) as client:
         yield client
 
 
@@ -127,7 +127,12 @@ def test_openssl_ocsp_reports_good_revoked_and_unknown(
 ) -> None:
     bad_serial, bad = unit_pem(tmp_path, api, "CHIP-BAD")
     _, good = unit_pem(tmp_path, api, "CHIP-GOOD")
-    assert api.post("/v1/revocations", json={"serial": bad_serial, "reason": "keyCompromise"})
+    assert (
+        api.post(
+            "/v1/revocations", json={"serial": bad_serial, "reason": "keyCompromise"}
+        ).status_code
+        == 201
+    )
 
     assert f"{good}: good" in ocsp_query(served, pki, good)
     revoked = ocsp_query(served, pki, bad)

@@ -148,7 +148,7 @@ def test_postgresql_crashed_and_restarted_during_a_burst(
             time.sleep(1.0)
             throwaway.crash()
             try:
-                with httpx.Client(base_url=served.url, timeout=10) as http:
+                with httpx.Client(base_url=served.url, headers=served.auth, timeout=10) as http:
                     r = http.get("/v1/devices/R1")
                 time.sleep(1.0)
             finally:

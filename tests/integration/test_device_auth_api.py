@@ -273,6 +273,7 @@ def test_a_softhsm2_chip_authenticates_then_is_refused_once_revoked(
         httpx.post(
             f"{served.url}/v1/revocations",
             json={"serial": outcome.serial, "reason": "keyCompromise"},
+            headers=served.auth,
         ).raise_for_status()
         with pytest.raises(BackendUntrusting) as refused:
             authenticate(se, backend, now=datetime.now(UTC))

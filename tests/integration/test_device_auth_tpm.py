@@ -45,6 +45,7 @@ def test_a_tpm_device_authenticates_and_each_refusal_has_its_code(
         httpx.post(
             f"{served.url}/v1/revocations",
             json={"serial": outcome.serial, "reason": "keyCompromise"},
+            headers=served.auth,
         ).raise_for_status()
         with pytest.raises(BackendUntrusting) as untrusted:
             authenticate(se, backend, now=datetime.now(UTC))

@@ -30,7 +30,7 @@ def claimed(tmp_path: Path) -> Iterator[tuple[Path, str, httpx.Client]]:
     try:
         served = ServedBackend(backend, f"http://127.0.0.1:{settings.port}")
         seed_line(served, station_id=STATION, work_order_id=WO)
-        with httpx.Client(base_url=served.url, timeout=30) as api:
+        with httpx.Client(base_url=served.url, headers=served.auth, timeout=30) as api:
             unit = make_unit(api, "CHIP-CLI")
             r = api.post("/v1/entitlements/claims", json=claim_body(unit, api))
             assert r.status_code == 201, r.text

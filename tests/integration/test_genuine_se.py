@@ -100,7 +100,7 @@ def test_a_genuine_chip_enrolls_where_proof_is_required_and_the_proof_is_recorde
     [label] = chips(sim_device_set, 1)
     outcome, _chip = provision(sim_device_set, backend, label)
     assert outcome.ok, outcome.reason
-    device = httpx.get(f"{served.url}/v1/devices/{outcome.serial}").json()
+    device = httpx.get(f"{served.url}/v1/devices/{outcome.serial}", headers=served.auth).json()
     assert device["se_proof"] == "pkcs11-vendor"
     [audited] = list_events(make_sessionmaker(served.backend.engine), event="enrollment", limit=1)
     detail = json.loads(audited.detail)
@@ -112,7 +112,7 @@ def test_a_genuine_chip_enrolls_where_proof_is_required_and_the_proof_is_recorde
     policies = cert.extensions.get_extension_for_class(x509.CertificatePolicies).value
     assert [p.policy_identifier.dotted_string for p in policies] == [GENUINE_SE_POLICY_OID]
     factory_ca.verify_chain(cert, chain[:1], datetime.now(UTC))
-    policy = httpx.get(f"{served.url}/v1/products/{PRODUCT}/policy").json()
+    policy = httpx.get(f"{served.url}/v1/products/{PRODUCT}/policy", headers=served.auth).json()
     assert policy["require_genuine_se"] is True
 
 

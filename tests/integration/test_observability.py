@@ -65,7 +65,7 @@ def observed(settings: Settings, factory_ca: FactoryCa) -> Iterator[ServedBacken
 @pytest.fixture
 def api(observed: ServedBackend) -> Iterator[httpx.Client]:
     seed_line(observed, station_id=STATION, work_order_id=WO, quantity=100)
-    with httpx.Client(base_url=observed.url, timeout=30) as client:
+    with httpx.Client(base_url=observed.url, headers=observed.auth, timeout=30) as client:
         yield client
 
 
@@ -91,7 +91,8 @@ def test_counters_move_with_real_requests(api: httpx.Client) -> None:
     assert unknown_order.status_code >= 400
     refused_code = unknown_order.json()["code"]
     assert api.get(f"/v1/devices/{unit.serial}/status").status_code == 200
-    assert api.post("/v1/revocations", json={"serial": unit.serial, "reason": "keyCompromise"})
+    revoked = api.post("/v1/revocations", json={"serial": unit.serial, "reason": "keyCompromise"})
+    assert revoked.status_code == 201, revoked.text
     ocsp_der(api, unit.chain)
     forged = api.post("/v1/device-auth", json={"token": "AAAA", "chain": unit.chain})
     assert forged.status_code >= 400

@@ -216,7 +216,7 @@ def test_policy_hook_from_the_command_line_and_the_read_only_api(
     )
     assert done.exit_code == 0, done.output
     assert "P-1" in flat(cli("product", "policy-hook", "list", "-w", ws).output)
-    with httpx.Client(base_url=served.url, timeout=10) as http:
+    with httpx.Client(base_url=served.url, headers=served.auth, timeout=10) as http:
         got = http.get("/v1/products/P-1/policy-hook")
         assert got.status_code == 200
         assert (got.json()["url"], got.json()["timeout_ms"]) == (url, 250)

@@ -41,7 +41,7 @@ def api(served: ServedBackend) -> Iterator[httpx.Client]:
         ),
         now=now,
     )
-    with httpx.Client(base_url=served.url, timeout=10) as client:
+    with httpx.Client(base_url=served.url, headers=served.auth, timeout=10) as client:
         yield client
 
 

@@ -63,7 +63,7 @@ class Line:
 @pytest.fixture
 def line(served: ServedBackend) -> Iterator[Line]:
     seed_line(served, station_id=STATION, work_order_id=WO, quantity=20)
-    with httpx.Client(base_url=served.url, timeout=10) as client:
+    with httpx.Client(base_url=served.url, headers=served.auth, timeout=10) as client:
         yield Line(client)
 
 

@@ -24,8 +24,9 @@ from cryptography.x509 import ocsp
 
 from birthright.ca.authority import init_workspace_ca
 from birthright.db.engine import make_engine
+from birthright.server.backend import build_backend
 from birthright.settings import load_settings
-from tests.conftest import free_port
+from tests.conftest import free_port, operator_token
 from tests.integration.burst import seed
 from tests.integration.test_enrollment_api import csr_b64
 from tests.integration.test_observability import Samples, ocsp_der, scrape, value
@@ -38,6 +39,7 @@ RESERVATIONS_ON_A = 6
 
 class Replica:
     def __init__(self, config: Path, workspace: Path, *, workers: int) -> None:
+        self.token = ""
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.out = workspace / f"replica-{self.port}.out"
@@ -92,6 +94,9 @@ def replicas(postgres_url: str, tmp_path: Path) -> Iterator[tuple[Replica, Repli
     engine = make_engine(postgres_url)
     seed(engine, stations=1, work_order=WO, quantity=50)
     engine.dispose()
+    backend = build_backend(settings)
+    token = operator_token(backend)  # one operator, valid on every replica
+    backend.close()
     config = tmp_path / "birthright.toml"
     config.write_text(
         f'workspace = "{ws}"\ndatabase_url = "{postgres_url}"\n'
@@ -100,6 +105,7 @@ def replicas(postgres_url: str, tmp_path: Path) -> Iterator[tuple[Replica, Repli
     )
     a = Replica(config, ws, workers=2)
     b = Replica(config, ws, workers=1)
+    a.token = b.token = token
     try:
         a.wait_ready()
         b.wait_ready()
@@ -111,9 +117,10 @@ def replicas(postgres_url: str, tmp_path: Path) -> Iterator[tuple[Replica, Repli
 
 def test_two_replicas_serve_the_same_records(replicas: tuple[Replica, Replica]) -> None:
     a, b = replicas
+    auth = {"Authorization": f"Bearer {a.token}"}
     with (
-        httpx.Client(base_url=a.url, timeout=30) as on_a,
-        httpx.Client(base_url=b.url, timeout=30) as on_b,
+        httpx.Client(base_url=a.url, headers=auth, timeout=30) as on_a,
+        httpx.Client(base_url=b.url, headers=auth, timeout=30) as on_b,
     ):
         a_before, b_before = scrape(on_a), scrape(on_b)
         # Several requests to A, so that both of its workers are likely to answer some.

@@ -70,7 +70,7 @@ def test_generated_reports_are_kept_signed_listed_and_served(
     assert sorted(k.entry.format for k in kept) == ["csv", "html", "json", "pdf"]
     period = day.isoformat()
     key = load_report_public_key(settings)
-    with httpx.Client(base_url=served.url, timeout=30) as http:
+    with httpx.Client(base_url=served.url, headers=served.auth, timeout=30) as http:
         listed = http.get("/v1/reports", params={"period": period}).json()["reports"]
         assert sorted(r["format"] for r in listed) == ["csv", "html", "json", "pdf"]
         for item in listed:
@@ -128,7 +128,7 @@ def test_generated_reports_are_kept_signed_listed_and_served(
 def test_missing_or_malformed_requests_get_a_json_error_with_a_stable_code(
     served: ServedBackend, path: str, status: int, code: str
 ) -> None:
-    response = httpx.get(served.url + path, timeout=10)
+    response = httpx.get(served.url + path, headers=served.auth, timeout=10)
     assert response.status_code == status, response.text
     assert response.json()["code"] == code
 
@@ -166,7 +166,9 @@ def test_the_cli_keeps_what_it_generates_and_lists_the_history(
     assert result.exit_code == 0, result.output
     assert "5 report(s)" in result.output
     assert "2026-11-20" in result.output and "all-time" in result.output
-    listed = httpx.get(f"{served.url}/v1/reports", timeout=10).json()["reports"]
+    listed = httpx.get(f"{served.url}/v1/reports", headers=served.auth, timeout=10).json()[
+        "reports"
+    ]
     assert [(r["period"], r["format"], r["trigger"]) for r in listed][-1] == (
         "2026-11-20",
         "html",
@@ -196,7 +198,10 @@ def test_the_schedule_generates_yesterdays_report_once(scheduled: ServedBackend)
     listed: list[dict[str, object]] = []
     while time.monotonic() < deadline:
         listed = httpx.get(
-            f"{scheduled.url}/v1/reports", params={"period": yesterday}, timeout=10
+            f"{scheduled.url}/v1/reports",
+            params={"period": yesterday},
+            headers=scheduled.auth,
+            timeout=10,
         ).json()["reports"]
         if len(listed) == 4:
             break
@@ -204,7 +209,11 @@ def test_the_schedule_generates_yesterdays_report_once(scheduled: ServedBackend)
     assert sorted(str(r["format"]) for r in listed) == ["csv", "html", "json", "pdf"]
     assert {r["trigger"] for r in listed} == {"schedule"}
     time.sleep(1.0)  # five more checks: the history says it is done
-    again = httpx.get(f"{scheduled.url}/v1/reports", timeout=10).json()["reports"]
+    again = httpx.get(f"{scheduled.url}/v1/reports", headers=scheduled.auth, timeout=10).json()[
+        "reports"
+    ]
     assert len(again) == 4
-    body = json.loads(httpx.get(f"{scheduled.url}/v1/reports/{yesterday}/json").content)
+    body = json.loads(
+        httpx.get(f"{scheduled.url}/v1/reports/{yesterday}/json", headers=scheduled.auth).content
+    )
     assert body["period"] == yesterday

@@ -31,7 +31,7 @@ def workspace(tmp_path: Path) -> Iterator[tuple[Path, list[str]]]:
     try:
         served = ServedBackend(backend, f"http://127.0.0.1:{settings.port}")
         seed_line(served, station_id=STATION, work_order_id=WO)
-        with httpx.Client(base_url=served.url, timeout=30) as api:
+        with httpx.Client(base_url=served.url, headers=served.auth, timeout=30) as api:
             serials = [make_unit(api, f"CHIP-{i}").serial for i in range(3)]
         yield ws, serials
     finally:

@@ -103,7 +103,9 @@ def test_a_token_device_opens_its_secret_on_chip_and_another_cannot(
 ) -> None:
     a, b = (_provision_token(served, sim_device_set) for _ in range(2))
     serial_a = _serial_of(sim_device_set, a)
-    sealed = seal_for(served.url, serial_a, "wifi", b"ssid=plant;psk=per-device")
+    sealed = seal_for(
+        served.url, serial_a, "wifi", b"ssid=plant;psk=per-device", token=served.token
+    )
     with sim_device_set.open(a) as se:
         assert open_sealed(se, sealed, purpose="wifi") == b"ssid=plant;psk=per-device"
     with sim_device_set.open(b) as se, pytest.raises(SealRefused) as refused:
@@ -125,10 +127,10 @@ def test_a_tpm_device_registers_its_key_agreement_key_then_opens_in_the_tpm(
     with power_on(tpm_dir, label) as se:
         serial = device_serial(se)
         with pytest.raises(BackendRefused) as refused:  # no key to seal to yet
-            seal_for(served.url, serial, "cloud-token", b"t0ken")
+            seal_for(served.url, serial, "cloud-token", b"t0ken", token=served.token)
         assert refused.value.code == "no_key_agreement_key"
         register_key_agreement_key(se, served.url)
-        sealed = seal_for(served.url, serial, "cloud-token", b"t0ken")
+        sealed = seal_for(served.url, serial, "cloud-token", b"t0ken", token=served.token)
         assert open_sealed(se, sealed, purpose="cloud-token") == b"t0ken"
         tampered = bytearray(sealed)
         tampered[-5] ^= 0x40
@@ -165,14 +167,15 @@ def test_sealing_to_an_unknown_or_revoked_device_is_refused_and_audited(
         served.backend.revocation.revoke(serial, Reason.keyCompromise)
     before = counts(served)
     body = {"purpose": "wifi", "payload": base64.b64encode(b"secret").decode()}
-    r = httpx.post(f"{served.url}/v1/devices/{serial}/sealed", json=body)
+    r = httpx.post(f"{served.url}/v1/devices/{serial}/sealed", json=body, headers=served.auth)
     expected = {"unknown": (404, "device_unknown"), "revoked": (403, "device_revoked")}[case]
     assert (r.status_code, r.json()["code"]) == expected
-    assert counts(served) == {**before, "audit_events": before["audit_events"] + 1}
+    # the operator's action and the refusal: nothing else
+    assert counts(served) == {**before, "audit_events": before["audit_events"] + 2}
     [event] = list_events(make_sessionmaker(served.backend.engine), event="seal.created", limit=1)
     assert event.outcome == "refused" and event.code == expected[1]
     with pytest.raises(BirthrightError) as refused:
-        seal_for(served.url, serial, "wifi", b"secret")
+        seal_for(served.url, serial, "wifi", b"secret", token=served.token)
     assert isinstance(refused.value, BackendRefused | BackendUntrusting)
 
 
@@ -182,7 +185,7 @@ def test_bad_bodies_are_refused_with_stable_codes(served: ServedBackend) -> None
         {"purpose": "wifi", "payload": "!!"},
         {"purpose": "wifi", "payload": "", "extra": 1},
     ):
-        r = httpx.post(f"{served.url}/v1/devices/SN-1/sealed", json=body)
+        r = httpx.post(f"{served.url}/v1/devices/SN-1/sealed", json=body, headers=served.auth)
         assert r.status_code == 422, body
         assert "code" in r.json()
 
@@ -196,7 +199,9 @@ def test_the_cli_seals_to_a_serial_and_the_device_opens_it(
     plain.write_bytes(b"ssid=line1;psk=only-this-unit")
     common = ["--server", served.url, "--purpose", "wifi"]
     done = CliRunner().invoke(
-        main_app, ["seal", "to", serial, *common, "--in", str(plain), "--out", str(sealed)]
+        main_app,
+        ["seal", "to", serial, *common, "--in", str(plain), "--out", str(sealed)],
+        env={"BIRTHRIGHT_OPERATOR_TOKEN": served.token},
     )
     assert done.exit_code == 0, done.output
     assert b"only-this-unit" not in sealed.read_bytes()
@@ -219,7 +224,9 @@ def test_the_cli_seals_to_a_serial_and_the_device_opens_it(
     assert opened.exit_code == 0, opened.output
     assert opened.stdout_bytes == b"ssid=line1;psk=only-this-unit"
     refused = CliRunner().invoke(
-        main_app, ["seal", "to", "NO-SUCH-1", *common, "--in", str(plain), "--out", str(sealed)]
+        main_app,
+        ["seal", "to", "NO-SUCH-1", *common, "--in", str(plain), "--out", str(sealed)],
+        env={"BIRTHRIGHT_OPERATOR_TOKEN": served.token},
     )
     assert refused.exit_code != 0
     assert isinstance(refused.exception, BackendRefused)

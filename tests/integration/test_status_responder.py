@@ -26,7 +26,7 @@ from tests.integration.test_revocation_api import make_unit
 @pytest.fixture
 def api(served: ServedBackend) -> Iterator[httpx.Client]:
     seed_line(served, station_id=STATION, work_order_id=WO)
-    with httpx.Client(base_url=served.url, timeout=30) as client:
+    with httpx.Client(base_url=served.url, headers=served.auth, timeout=30) as client:
         yield client
 
 
@@ -81,7 +81,8 @@ def test_a_revocation_through_the_service_is_answered_by_every_worker_at_once(
     issuer = factory_ca.issuing_cert
     before = status_of(responder, cert, issuer)
     assert before.certificate_status is ocsp.OCSPCertStatus.GOOD
-    assert api.post("/v1/revocations", json={"serial": unit.serial, "reason": "keyCompromise"})
+    revoked = api.post("/v1/revocations", json={"serial": unit.serial, "reason": "keyCompromise"})
+    assert revoked.status_code == 201, revoked.text
     # Each new connection may land on either worker: every one of them must say revoked.
     for _ in range(8):
         after = status_of(responder, cert, issuer)
@@ -96,7 +97,8 @@ def test_the_crl_is_served_with_its_etag_and_garbage_gets_an_ocsp_error(
     api: httpx.Client, responder: str, factory_ca: FactoryCa
 ) -> None:
     unit = make_unit(api, "CHIP-CRL")
-    assert api.post("/v1/revocations", json={"serial": unit.serial, "reason": "superseded"})
+    revoked = api.post("/v1/revocations", json={"serial": unit.serial, "reason": "superseded"})
+    assert revoked.status_code == 201, revoked.text
     r = httpx.get(f"{responder}/crl/issuing.crl")
     assert r.status_code == 200
     assert r.headers["content-type"] == "application/pkix-crl"

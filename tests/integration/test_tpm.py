@@ -170,7 +170,7 @@ def test_a_genuine_tpm_enrolls_with_the_tcg_residency_policies(
     [label] = make_tpms(tpm_dir)
     outcome = provision(tpm_dir, backend, label)
     assert outcome.ok, outcome.reason
-    device = httpx.get(f"{served.url}/v1/devices/{outcome.serial}").json()
+    device = httpx.get(f"{served.url}/v1/devices/{outcome.serial}", headers=served.auth).json()
     assert device["se_proof"] == "tpm"
     with power_on(tpm_dir, label) as se:
         cert, *chain = se.read_chain()

@@ -16,6 +16,7 @@ from rich.table import Table
 from birthright.cli.common import DEFAULT_WORKSPACE, WorkspaceOpt, console
 from birthright.cli.device import attest_devices, device_client
 from birthright.cli.station import run_provisioning
+from birthright.demo.console import demo_operator_token
 from birthright.demo.est_hook import HELD_BACK, est_with_policy_hook
 from birthright.demo.fleet import reconcile, release_firmware, revoke_and_recall
 from birthright.demo.fleet_auth import authenticate_and_claim
@@ -156,6 +157,8 @@ def demo(
         ws, sessions, devices_dir=ws.devices_dir, product=settings.product
     )
     console.print(f"{settings.product} requires genuine-chip proof; trusted chip makers: {vendor}")
+    token = demo_operator_token(sessions)
+    console.print("operator endpoints need a session or API token; the script uses a token")
     register_station_identity(
         settings,
         sessions,
@@ -199,7 +202,9 @@ def demo(
         with device_client(service.url, root_pem) as device_side:
             replay = replayed_nonce_refused(device_set, device_side)
         console.print(f"the same signed evidence sent twice → second refused: [bold]{replay}[/]")
-        sealed = sealed_secrets(device_set, service.url, root_pem, [x for x, _r in verdicts])
+        sealed = sealed_secrets(
+            device_set, service.url, root_pem, [x for x, _r in verdicts], token=token
+        )
         console.print(
             f"a per-device Wi-Fi secret sealed by the backend, opened on chip by "
             f"{' and '.join(sealed.opened)} units; another unit → [bold]{sealed.other_unit}[/]"
@@ -235,7 +240,7 @@ def demo(
         enrolled = Operations(sessions).devices()
         proven_by = Counter(d.se_proof for d in enrolled if d.se_proof)
         proven = sum(proven_by.values())
-        revoked = revoke_and_recall(service.url, root_pem, ca.issuing_cert, enrolled)
+        revoked = revoke_and_recall(service.url, root_pem, ca.issuing_cert, enrolled, token=token)
         label_of = {r["serial"]: label for label, r in verdicts}
         after = attest_devices(
             devices=ws.devices_dir,
@@ -372,6 +377,10 @@ def demo(
         f"{ops.ready}; {ops.enrollments_issued} issued; refused {ops.refusal_summary(4)}",
     )
     table.add_row("security alerts raised", ", ".join(sorted({str(a["kind"]) for a in alerts})))
+    table.add_row(
+        "operator console (roles: admin, production_manager, auditor, line_operator)",
+        f"{settings.effective_public_url}/console; no default password",
+    )
     table.add_row("wall time", f"{time.perf_counter() - started:.1f} s")
     console.print(table)
     root = ws.root
@@ -385,7 +394,9 @@ def demo(
             f"  report (PDF)  {recon.pdf}\n"
             f"  logs          {root / 'logs'}\n"
             f"Explore it:     birthright serve --workspace {root}   (API docs at /docs)\n"
-            f"                birthright audit verify --workspace {root}",
+            f"                birthright audit verify --workspace {root}\n"
+            f"Console:        {settings.effective_public_url}/console  (while serving; first "
+            f"make your admin: birthright admin create NAME --workspace {root})",
             title="output",
         )
     )

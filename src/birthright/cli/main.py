@@ -11,6 +11,7 @@ from birthright.cli import (
     entitlement,
     firmware,
     opcert,
+    operator,
     product,
     seal,
     sim,
@@ -48,6 +49,8 @@ app.add_typer(report_app, name="report")
 app.add_typer(entitlement.app, name="entitlement")
 app.add_typer(seal.app, name="seal")
 app.add_typer(opcert.app, name="opcert")
+app.add_typer(operator.app, name="operator")
+app.add_typer(operator.admin_app, name="admin")
 app.command()(crl)
 app.command("revoke")(revoke)
 app.command()(serve)

@@ -44,9 +44,17 @@ def seal_to(
     purpose: PurposeOpt,
     infile: Annotated[Path, typer.Option("--in", help="The plaintext file.")],
     out: Annotated[Path, typer.Option("--out", help="Where to write the envelope.")],
+    token: Annotated[
+        str,
+        typer.Option(
+            "--token",
+            envvar="BIRTHRIGHT_OPERATOR_TOKEN",
+            help="Operator API token (birthright operator token NAME).",
+        ),
+    ],
 ) -> None:
     """Seal a file to one live device; only its secure element can open the envelope."""
-    envelope = seal_for(server, serial, purpose, infile.read_bytes())
+    envelope = seal_for(server, serial, purpose, infile.read_bytes(), token=token)
     out.write_bytes(envelope)
     console.print(f"sealed {infile.stat().st_size} bytes to {serial} ({purpose}): {out}")
 

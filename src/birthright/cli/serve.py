@@ -124,7 +124,8 @@ def serve(
         ),
     ] = None,
 ) -> None:
-    """Start the identity service (API docs at /docs, metrics at /metrics)."""
+    """Start the identity service (API docs at /docs, metrics at /metrics, the operator console
+    at /console: make its first admin with `birthright admin create NAME`)."""
     from birthright.audit.signing import load_or_create_audit_signer
     from birthright.ca.station import server_tls_files
     from birthright.db.audit import AuditCheckpointer

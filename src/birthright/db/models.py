@@ -400,3 +400,41 @@ class KeyAgreementKeyRow(Base):
     serial: Mapped[str] = mapped_column(String(64), ForeignKey("devices.serial"), primary_key=True)
     public_key_der: Mapped[bytes] = mapped_column(LargeBinary)
     registered_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class OperatorRow(Base):
+    """A console / operator-API account (ADR 0013): only an Argon2id hash of its password."""
+
+    __tablename__ = "operators"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    role: Mapped[str] = mapped_column(String(32))
+    password_hash: Mapped[str] = mapped_column(String(256))
+    site: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    line: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    disabled: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    failed_logins: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    locked_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class OperatorSessionRow(Base):
+    """A console session, keyed by the SHA-256 of its random id (the id itself is never kept)."""
+
+    __tablename__ = "operator_sessions"
+
+    digest: Mapped[str] = mapped_column(String(64), primary_key=True)
+    operator: Mapped[str] = mapped_column(String(32), ForeignKey("operators.name"), index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    last_seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class OperatorTokenRow(Base):
+    """An operator API token for scripts, keyed by its SHA-256."""
+
+    __tablename__ = "operator_tokens"
+
+    digest: Mapped[str] = mapped_column(String(64), primary_key=True)
+    operator: Mapped[str] = mapped_column(String(32), ForeignKey("operators.name"), index=True)
+    label: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

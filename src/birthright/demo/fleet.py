@@ -28,13 +28,19 @@ class RevocationShow:
 
 
 def revoke_and_recall(
-    server: str, root_pem: Path, issuing: x509.Certificate, devices: list[DeviceRecord]
+    server: str,
+    root_pem: Path,
+    issuing: x509.Certificate,
+    devices: list[DeviceRecord],
+    *,
+    token: str,
 ) -> RevocationShow:
     """Revoke the first unit (key compromise), ask OCSP and the CRL about it, then preview
     and execute a recall (certificate hold) of the next two units by serial range."""
     verify = ssl.create_default_context(cafile=str(root_pem))
     first, second, third = sorted(devices, key=lambda d: d.serial)[:3]
-    with httpx.Client(base_url=server, verify=verify, timeout=10) as http:
+    auth = {"Authorization": f"Bearer {token}"}
+    with httpx.Client(base_url=server, verify=verify, timeout=10, headers=auth) as http:
         http.post(
             "/v1/revocations", json={"serial": first.serial, "reason": "keyCompromise"}
         ).raise_for_status()

@@ -25,7 +25,7 @@ class SealedDemo:
 
 
 def sealed_secrets(
-    device_set: DeviceSet, server: str, root_pem: Path, labels: list[str]
+    device_set: DeviceSet, server: str, root_pem: Path, labels: list[str], *, token: str
 ) -> SealedDemo:
     """Seal a fresh Wi-Fi secret to one PKCS#11 unit and one TPM unit among ``labels``; each
     opens its own on chip; a second unit, given the envelope readdressed to itself, cannot."""
@@ -41,7 +41,7 @@ def sealed_secrets(
         with device_set.open(label) as se:
             if kind == "tpm":
                 register_key_agreement_key(se, server, verify=verify)
-            sealed = seal_for(server, device_serial(se), "wifi", secret, verify=verify)
+            sealed = seal_for(server, device_serial(se), "wifi", secret, verify=verify, token=token)
             if open_sealed(se, sealed, purpose="wifi") == secret:
                 opened.append(kind)
         first = first or (label, parse(sealed))

@@ -62,10 +62,13 @@ def seal_for(
     payload: bytes,
     *,
     verify: ssl.SSLContext | bool = True,
+    token: str | None = None,
 ) -> bytes:
-    """Ask the backend to seal ``payload`` to ``serial``; the envelope's bytes."""
+    """Ask the backend to seal ``payload`` to ``serial``; the envelope's bytes. Sealing is an
+    operator action: ``token`` is an operator API token (``birthright operator token``)."""
     body = {"purpose": purpose, "payload": base64.b64encode(payload).decode()}
-    with httpx.Client(base_url=backend_url, timeout=10.0, verify=verify) as http:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    with httpx.Client(base_url=backend_url, timeout=10.0, verify=verify, headers=headers) as http:
         answer = _json_or_raise(http.post(f"/v1/devices/{serial}/sealed", json=body))
     return base64.b64decode(answer["envelope"])
 

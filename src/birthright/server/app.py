@@ -25,6 +25,8 @@ from birthright.errors import BirthrightError, RateLimitedError, TransientError
 from birthright.observability.http import Observe
 from birthright.server import report_schedule
 from birthright.server.backend import Backend
+from birthright.server.console import actions as console_actions
+from birthright.server.console import pages as console_pages
 from birthright.server.limits import ClientRateLimit
 from birthright.server.routes import (
     attestation,
@@ -168,6 +170,8 @@ def create_app(backend: Backend) -> FastAPI:
     app.include_router(opcert.router)
     app.include_router(ops.router)
     app.include_router(est.router)
+    app.include_router(console_pages.router)
+    app.include_router(console_actions.router)
 
     @app.exception_handler(BirthrightError)
     async def _domain_error(_request: Request, exc: BirthrightError) -> JSONResponse:

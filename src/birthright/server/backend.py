@@ -7,12 +7,14 @@ from datetime import UTC, datetime, time, timedelta
 from functools import partial
 
 from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ec
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from birthright.attest.keys import RESULT_KEY, load_or_create_key
 from birthright.attest.result_signing import ResultSigner
 from birthright.attest.service import AttestationService
+from birthright.audit.signing import load_audit_public_key
 from birthright.ca.authority import FactoryCa, load_factory_ca
 from birthright.ca.operational import OperationalCa, load_or_create_operational_ca
 from birthright.ca.se_vendors import load_se_vendor_roots
@@ -25,6 +27,7 @@ from birthright.db.firmware import SqlFirmwareReleases
 from birthright.db.migrate import current_revision, head_revision
 from birthright.db.observability import ping
 from birthright.db.operations import Operations
+from birthright.db.operators import SqlOperatorStore
 from birthright.db.policy_hooks import SqlPolicyHooks
 from birthright.db.products import SqlProductPolicies
 from birthright.db.reconcile import ReconcileStore
@@ -49,6 +52,8 @@ from birthright.observability.readiness import (
     schema_probe,
 )
 from birthright.opcert.service import OperationalCertService
+from birthright.operators.model import SessionPolicy
+from birthright.operators.service import OperatorService
 from birthright.policyhook.gate import PolicyGate
 from birthright.policyhook.http import HttpHookTransport
 from birthright.reconcile.service import ReportService, Schedule
@@ -107,6 +112,15 @@ class Backend:
         """Per-product enrollment policy hooks (ADR 0015)."""
         return SqlPolicyHooks(self.sessions)
 
+    #: Operator endpoints and the console require a session or API token (ADR 0013); False
+    #: only in isolated logic tests.
+    operator_auth: bool = True
+    session_policy: SessionPolicy = field(default_factory=SessionPolicy)
+    #: Where the console's session cookie may travel: Secure over HTTPS.
+    secure_cookies: bool = True
+    #: Checks the audit chain's signed checkpoints in the console (None: no key yet).
+    audit_public_key: ec.EllipticCurvePublicKey | None = None
+
     @property
     def manifests(self) -> ReconcileStore:
         """Shipment and chip-delivery imports (the reconciliation's inputs)."""
@@ -122,6 +136,16 @@ class Backend:
             devices=SqlSealStore(self.sessions),
             nonces=SqlNonceStore(self.sessions),
             clock=utc_now,
+        )
+
+    @property
+    def operators(self) -> OperatorService:
+        """Operator accounts, console sessions and operator API tokens (ADR 0013)."""
+        return OperatorService(
+            store=SqlOperatorStore(self.sessions),
+            audit=SqlAuditSink(self.sessions),
+            clock=utc_now,
+            policy=self.session_policy,
         )
 
     @property
@@ -214,6 +238,13 @@ def build_backend(settings: Settings, *, ca: FactoryCa | None = None) -> Backend
         ),
         est_enabled=settings.est,
         station_tls=_station_tls(settings, sessions) if settings.est else None,
+        operator_auth=settings.operator_auth,
+        session_policy=SessionPolicy(
+            idle=timedelta(minutes=settings.console_idle_minutes),
+            absolute=timedelta(hours=settings.console_absolute_hours),
+        ),
+        secure_cookies=settings.tls,
+        audit_public_key=load_audit_public_key(settings),
     )
 
 

@@ -5,11 +5,18 @@ from __future__ import annotations
 from fastapi import APIRouter, Path
 
 from birthright.errors import NotFoundError
+from birthright.operators.roles import Permission
+from birthright.server.operator_auth import OPERATOR_ERRORS, require
 from birthright.server.pem import cert_pem
 from birthright.server.routes import BackendDep, errors
 from birthright.server.schemas import SERIAL, DeviceResponse
 
-router = APIRouter(prefix="/v1/devices", tags=["devices"])
+router = APIRouter(
+    prefix="/v1/devices",
+    tags=["devices"],
+    dependencies=[require(Permission.DEVICES_VIEW)],
+    responses=OPERATOR_ERRORS,
+)
 
 
 @router.get(

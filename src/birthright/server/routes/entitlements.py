@@ -8,12 +8,14 @@ from fastapi import APIRouter, Path, Query
 
 from birthright.entitlements.model import Entitlement, Terms
 from birthright.entitlements.service import ClaimRequest
+from birthright.operators.roles import Permission
 from birthright.server.device_schemas import (
     ClaimBody,
     EntitlementList,
     EntitlementResponse,
     TransferBody,
 )
+from birthright.server.operator_auth import OPERATOR_ERRORS, require
 from birthright.server.pem import b64decode
 from birthright.server.routes import BackendDep, errors
 from birthright.server.schemas import SERIAL
@@ -58,8 +60,9 @@ def claim(body: ClaimBody, backend: BackendDep) -> EntitlementResponse:
 @router.post(
     "/{serial}/{plan}/transfer",
     response_model=EntitlementResponse,
-    responses=errors(400, 403, 404, 422),
+    responses={**errors(400, 403, 404, 422), **OPERATOR_ERRORS},
     summary="Hand an entitlement to a new owner (by its current owner; audited)",
+    dependencies=[require(Permission.ENTITLEMENTS_MANAGE)],
 )
 def transfer(
     body: TransferBody,
@@ -76,8 +79,9 @@ def transfer(
 @router.get(
     "",
     response_model=EntitlementList,
-    responses=errors(400, 422),
+    responses={**errors(400, 422), **OPERATOR_ERRORS},
     summary="Entitlements by serial, by owner, by plan (any combination, at least one)",
+    dependencies=[require(Permission.ENTITLEMENTS_VIEW)],
 )
 def find(
     backend: BackendDep,

@@ -1,9 +1,9 @@
 """Per-product enrollment policy, read-only over HTTP.
 
-Changing a policy (``birthright product require-genuine``, ``product policy-hook set``) is
-CLI-only until operator authentication exists: an unauthenticated endpoint that could switch
-genuine-SE enforcement off would let the (untrusted) factory network disable the very check
-aimed at it.
+Reading needs ``products.view`` (ADR 0013). Changing a policy stays on the server machine's
+command line (``birthright product require-genuine``, ``product policy-hook set``): switching
+genuine-SE enforcement or a policy hook off is not something a stolen console session should
+be able to do.
 """
 
 from __future__ import annotations
@@ -13,10 +13,17 @@ from fastapi import APIRouter, Path
 
 from birthright.enrollment.model import ProductPolicy
 from birthright.errors import NotFoundError
+from birthright.operators.roles import Permission
+from birthright.server.operator_auth import OPERATOR_ERRORS, require
 from birthright.server.routes import BackendDep, errors
 from birthright.server.schemas import PolicyHookResponse, ProductPolicyResponse
 
-router = APIRouter(prefix="/v1/products", tags=["products"])
+router = APIRouter(
+    prefix="/v1/products",
+    tags=["products"],
+    dependencies=[require(Permission.PRODUCTS_VIEW)],
+    responses=OPERATOR_ERRORS,
+)
 
 PRODUCT = r"^[A-Za-z0-9._ -]{1,64}$"
 

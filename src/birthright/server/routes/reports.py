@@ -13,11 +13,17 @@ from fastapi import APIRouter, Path, Query
 from fastapi.responses import Response
 from pydantic import BaseModel
 
+from birthright.operators.roles import Permission
 from birthright.reconcile.history import FORMATS, ReportEntry, parse_period
 from birthright.reconcile.render import MEDIA_TYPES
+from birthright.server.operator_auth import OPERATOR_ERRORS, require
 from birthright.server.routes import BackendDep, errors
 
-router = APIRouter(tags=["reports"])
+router = APIRouter(
+    tags=["reports"],
+    dependencies=[require(Permission.REPORTS_VIEW)],
+    responses=OPERATOR_ERRORS,
+)
 
 PERIOD = r"^(\d{4}-\d{2}-\d{2}|all-time)$"
 FORMAT = "^(" + "|".join(FORMATS) + ")$"

@@ -1,8 +1,7 @@
 """Revocation: CRL and OCSP (public), revoke / hold / release and targeted recalls (operator).
 
-The operator endpoints (``/v1/revocations``, ``/v1/recalls``) carry NO authentication yet:
-operator authentication comes with the operator console issue. Until then deploy them only
-behind a network boundary that lets operators alone reach them.
+The operator endpoints (``/v1/revocations``, ``/v1/recalls``) need an operator whose role
+grants ``revocation.manage`` (session + CSRF header, or API token; ADR 0013).
 """
 
 from __future__ import annotations
@@ -20,9 +19,11 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from birthright.ca.ocsp import MAX_REQUEST_BYTES, answer_status, unsuccessful
 from birthright.observability import metrics
+from birthright.operators.roles import Permission
 from birthright.revocation.model import Reason, Revocation, Selection
 from birthright.revocation.service import RevocationService
 from birthright.server.backend import Backend
+from birthright.server.operator_auth import OPERATOR_ERRORS, require
 from birthright.server.routes import BackendDep, errors
 from birthright.server.schemas import SERIAL, STATION_ID, WORK_ORDER_ID
 from birthright.server.status_asgi import OCSP_MAX_AGE, crl_response
@@ -187,20 +188,22 @@ async def ocsp_post(request: Request) -> Response:
     "/v1/revocations",
     status_code=201,
     response_model=RevocationResponse,
-    responses=errors(400, 404, 409, 422),
+    responses={**errors(400, 404, 409, 422), **OPERATOR_ERRORS},
+    dependencies=[require(Permission.REVOCATION_MANAGE)],
 )
 def revoke(backend: BackendDep, body: RevokeBody) -> RevocationResponse:
-    """Revoke one unit (operator; authentication comes with the console issue)."""
+    """Revoke one unit (operator: revocation.manage)."""
     return _revocation(backend.revocation.revoke(body.serial, Reason.parse(body.reason)))
 
 
 @router.post(
     "/v1/revocations/{serial}/release",
     response_model=StatusResponse,
-    responses=errors(404, 409, 422),
+    responses={**errors(404, 409, 422), **OPERATOR_ERRORS},
+    dependencies=[require(Permission.REVOCATION_MANAGE)],
 )
 def release(backend: BackendDep, serial: str = Path(pattern=SERIAL)) -> StatusResponse:
-    """Lift a certificateHold (operator; authentication comes with the console issue)."""
+    """Lift a certificateHold (operator: revocation.manage)."""
     device = backend.revocation.release(serial)
     return StatusResponse(serial=device.serial, cert_serial=device.cert_serial, status="active")
 
@@ -224,7 +227,8 @@ def device_status(backend: BackendDep, serial: str = Path(pattern=SERIAL)) -> St
     "/v1/recalls/preview",
     status_code=201,
     response_model=PreviewResponse,
-    responses=errors(400, 422),
+    responses={**errors(400, 422), **OPERATOR_ERRORS},
+    dependencies=[require(Permission.REVOCATION_MANAGE)],
 )
 def preview(backend: BackendDep, body: PreviewBody) -> PreviewResponse:
     """Count and sample a recall; the token executes exactly this set (operator)."""
@@ -243,7 +247,8 @@ def preview(backend: BackendDep, body: PreviewBody) -> PreviewResponse:
 @router.post(
     "/v1/recalls/{token}/execute",
     response_model=RecallResponse,
-    responses=errors(404, 409, 422),
+    responses={**errors(404, 409, 422), **OPERATOR_ERRORS},
+    dependencies=[require(Permission.REVOCATION_MANAGE)],
 )
 def execute(backend: BackendDep, token: str = Path(pattern=RECALL_TOKEN_PATTERN)) -> RecallResponse:
     """Revoke the previewed set in one transaction (operator)."""

@@ -1,8 +1,8 @@
 """Sealing a payload to one device; a device's key-agreement key (ADR 0010).
 
-``POST /v1/devices/{serial}/sealed`` is an operator/backend endpoint and, like the revocation
-endpoints, carries NO authentication yet: deploy it behind a network boundary. The
-key-agreement key registration is authenticated by the device's identity signature.
+``POST /v1/devices/{serial}/sealed`` is an operator endpoint (``devices.seal``, admin only;
+ADR 0013). The key-agreement key registration is authenticated by the device's identity
+signature.
 """
 
 from __future__ import annotations
@@ -14,7 +14,9 @@ from fastapi import APIRouter, Path
 from pydantic import BaseModel, ConfigDict, Field
 
 from birthright.errors import InputError
+from birthright.operators.roles import Permission
 from birthright.seal.envelope import MAX_PLAINTEXT
+from birthright.server.operator_auth import OPERATOR_ERRORS, require
 from birthright.server.routes import BackendDep, errors
 from birthright.server.schemas import SERIAL
 
@@ -58,8 +60,9 @@ def _b64(text: str, what: str) -> bytes:
 @router.post(
     "/{serial}/sealed",
     response_model=SealResponse,
-    responses=errors(400, 403, 404, 409, 422),
+    responses={**errors(400, 403, 404, 409, 422), **OPERATOR_ERRORS},
     summary="Seal a payload that only this device's secure element can open",
+    dependencies=[require(Permission.SEAL)],
 )
 def seal_to_device(
     backend: BackendDep, body: SealBody, serial: str = Path(pattern=SERIAL)

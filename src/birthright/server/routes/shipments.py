@@ -1,8 +1,7 @@
 """Shipped-unit manifests uploaded by logistics: the same import as ``birthright shipments
 import``, all-or-nothing unless ``skip_bad``, idempotent, a refusal audited and nothing else.
 
-Like the other operator endpoints this carries no authentication yet (it comes with the
-operator console issue): deploy it behind a boundary only logistics and operators cross.
+An operator endpoint: the caller's role must grant ``shipments.import`` (ADR 0013).
 """
 
 from __future__ import annotations
@@ -17,11 +16,17 @@ from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel
 
 from birthright.errors import BirthrightError
+from birthright.operators.roles import Permission
 from birthright.reconcile.manifests import parse_shipments
 from birthright.server.backend import Backend
+from birthright.server.operator_auth import OPERATOR_ERRORS, require
 from birthright.server.routes import BackendDep, errors
 
-router = APIRouter(tags=["reconciliation"])
+router = APIRouter(
+    tags=["reconciliation"],
+    dependencies=[require(Permission.SHIPMENTS_IMPORT)],
+    responses=OPERATOR_ERRORS,
+)
 
 
 class BadRow(BaseModel):
