@@ -21,6 +21,7 @@ from birthright.db.attestation import SqlAttestationRecords, SqlNonceStore
 from birthright.db.audit_sink import SqlAuditSink
 from birthright.db.engine import make_engine, make_sessionmaker
 from birthright.db.entitlements import SqlEntitlementStore
+from birthright.db.events import SqlEventStore
 from birthright.db.firmware import SqlFirmwareReleases
 from birthright.db.operations import Operations
 from birthright.db.products import SqlProductPolicies
@@ -34,6 +35,9 @@ from birthright.deviceauth.service import DeviceAuthService
 from birthright.enrollment.service import EnrollmentService
 from birthright.entitlements.service import EntitlementService
 from birthright.errors import ConfigError
+from birthright.events.model import DeliveryPolicy
+from birthright.events.service import SubscriptionService
+from birthright.events.signing import EVENT_KEY, EventSigner
 from birthright.genuine import SeProofVerifiers
 from birthright.genuine.pkcs11_vendor import Pkcs11VendorVerifier
 from birthright.genuine.tpm import TpmProofVerifier
@@ -75,6 +79,19 @@ class Backend:
     limits: Limits = field(default_factory=Limits)
     #: Issues LDevID-style operational certificates (ADR 0011); None in isolated logic tests.
     operational_ca: OperationalCa | None = None
+    #: Signs webhook deliveries of fleet events (ADR 0012).
+    event_signer: EventSigner | None = None
+    #: How this process delivers the outbox; None when it does not dispatch.
+    event_policy: DeliveryPolicy | None = None
+
+    @property
+    def event_store(self) -> SqlEventStore:
+        return SqlEventStore(self.sessions)
+
+    @property
+    def events(self) -> SubscriptionService:
+        """Webhook subscriptions of relying services (ADR 0012)."""
+        return SubscriptionService(store=self.event_store, clock=utc_now)
 
     @property
     def manifests(self) -> ReconcileStore:
@@ -167,6 +184,19 @@ def build_backend(settings: Settings, *, ca: FactoryCa | None = None) -> Backend
         operational_ca=load_or_create_operational_ca(
             settings.ws, organization=settings.organization, now=utc_now()
         ),
+        event_signer=EventSigner(load_or_create_key(settings.ws, EVENT_KEY)),
+        event_policy=_event_policy(settings),
+    )
+
+
+def _event_policy(settings: Settings) -> DeliveryPolicy | None:
+    if not settings.event_dispatch:
+        return None
+    return DeliveryPolicy(
+        max_attempts=settings.event_max_attempts,
+        first_retry=timedelta(seconds=settings.event_first_retry_seconds),
+        timeout=timedelta(seconds=settings.event_timeout_seconds),
+        poll=timedelta(seconds=settings.event_poll_seconds),
     )
 
 
