@@ -68,3 +68,26 @@ def test_revoke_hold_release_recall_and_crl_from_the_command_line(
     assert r.exit_code == 0, r.output
     crl = x509.load_pem_x509_crl(out.read_bytes())
     assert len(list(crl)) == 3
+
+
+def test_events_subscribe_list_deliveries_unsubscribe(
+    workspace: tuple[Path, list[str]],
+) -> None:
+    ws, serials = workspace
+    done = cli("events", "subscribe", "http://127.0.0.1:9/fleet", "-t", "device.revoked",
+               "-t", "recall.executed", "-w", ws)  # fmt: skip
+    assert done.exit_code == 0, done.output
+    sub = done.output.split()[0]
+    assert re.fullmatch(r"sub_[0-9a-f]{16}", sub)
+    listed = cli("events", "list", "--json", "-w", ws)
+    assert '"event_types": ["device.revoked", "recall.executed"]' in listed.output
+    assert cli("revocation", "revoke", serials[0], "-w", ws).exit_code == 0
+    owed = cli("events", "deliveries", sub, "-w", ws)
+    assert owed.exit_code == 0 and "device.revoked" in flat(owed.output)
+    bad = cli("events", "subscribe", "ftp://x", "-t", "device.revoked", "-w", ws)
+    assert getattr(bad.exception, "code", None) == "subscription_invalid"
+    unknown = cli("events", "subscribe", "https://x.example", "-t", "device.exploded", "-w", ws)
+    assert getattr(unknown.exception, "code", None) == "event_type_unknown"
+    assert cli("events", "unsubscribe", sub, "-w", ws).exit_code == 0
+    assert sub not in cli("events", "list", "-w", ws).output
+    assert cli("events", "key", "-w", ws).output.startswith("-----BEGIN PUBLIC KEY-----")

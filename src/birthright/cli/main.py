@@ -9,6 +9,7 @@ from birthright.cli import (
     ca,
     device,
     entitlement,
+    events,
     firmware,
     opcert,
     product,
@@ -47,6 +48,7 @@ app.add_typer(report_app, name="report")
 app.add_typer(entitlement.app, name="entitlement")
 app.add_typer(seal.app, name="seal")
 app.add_typer(opcert.app, name="opcert")
+app.add_typer(events.app, name="events")
 app.command()(crl)
 app.command("revoke")(revoke)
 app.command()(serve)
