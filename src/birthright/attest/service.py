@@ -21,9 +21,9 @@ from birthright.attest.quote import quote_findings
 from birthright.attest.verdict import AttestationResult, Finding
 from birthright.enrollment.model import DeviceRecord
 from birthright.errors import InputError, NotFoundError, TrustError
-from birthright.types import Nonce, ProductSerial
+from birthright.types import DEVICE_AUTH_NONCE_PREFIX, Nonce, ProductSerial
 
-NonceOutcome = Literal["valid", "unknown", "expired", "replayed", "wrong_device"]
+NonceOutcome = Literal["valid", "unknown", "expired", "replayed", "wrong_device", "wrong_purpose"]
 MAX_CHAIN_CERTS = 4
 
 
@@ -115,7 +115,7 @@ class AttestationService:
         leaf, intermediates = certs[0], certs[1:]
         device = self._records.device(claimed.serial)
         findings = [
-            self._nonce_finding(self._nonces.consume(claimed.nonce, claimed.serial, now)),
+            self._nonce_finding(self._consume(claimed.nonce, claimed.serial, now)),
             self._chain_finding(leaf, intermediates, now),
             _signature_finding(leaf, claimed.signed_ok),
             *_device_findings(device, leaf),
@@ -135,6 +135,12 @@ class AttestationService:
             result = replace(result, token=self._result_signer.sign(result, now))
         self._records.record(result, now)
         return result
+
+    def _consume(self, nonce: str, serial: str, now: datetime) -> NonceOutcome:
+        """Spend an attestation nonce; one issued for device auth is refused, not spent."""
+        if nonce.startswith(DEVICE_AUTH_NONCE_PREFIX):
+            return "wrong_purpose"
+        return self._nonces.consume(nonce, serial, now)
 
     def _firmware_findings(
         self, device: DeviceRecord | None, firmware: tuple[str, bytes] | None
@@ -191,6 +197,7 @@ class AttestationService:
             "expired": "this nonce expired before it was used",
             "replayed": "this nonce was already used",
             "wrong_device": "this nonce was issued to another device",
+            "wrong_purpose": "this nonce was issued for device authentication",
         }
         if outcome == "valid":
             return Finding("nonce", "pass", "nonce.valid", messages[outcome])

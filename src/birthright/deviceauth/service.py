@@ -22,11 +22,9 @@ from birthright.deviceauth.checks import (
 from birthright.deviceauth.token import parse_token
 from birthright.enrollment.model import DeviceRecord
 from birthright.errors import InputError, NotFoundError
-from birthright.types import Nonce, ProductSerial
+from birthright.types import DEVICE_AUTH_NONCE_PREFIX, Nonce, ProductSerial
 
-#: Device-auth nonces carry this prefix, which a URL-safe random nonce never contains: an
-#: attestation nonce cannot pass as a device-auth nonce.
-NONCE_PREFIX = "da."
+NONCE_PREFIX = DEVICE_AUTH_NONCE_PREFIX
 MAX_CHAIN_CERTS = 4
 
 
