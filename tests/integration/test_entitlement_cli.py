@@ -20,6 +20,7 @@ from tests.integration.test_entitlements_api import claim_body
 
 @pytest.fixture
 def claimed(tmp_path: Path) -> Iterator[tuple[Path, str, httpx.Client]]:
+    """A workspace with one claimed unit; the owner's transfer secret in ``secret.txt``."""
     ws = tmp_path / "ws"
     assert cli("ca", "init", "-w", ws).exit_code == 0
     assert cli("db", "upgrade", "-w", ws).exit_code == 0
@@ -34,6 +35,7 @@ def claimed(tmp_path: Path) -> Iterator[tuple[Path, str, httpx.Client]]:
             unit = make_unit(api, "CHIP-CLI")
             r = api.post("/v1/entitlements/claims", json=claim_body(unit, api))
             assert r.status_code == 201, r.text
+            (tmp_path / "secret.txt").write_text(r.json()["transfer_secret"])
             yield ws, unit.serial, api
     finally:
         server.stop()
@@ -51,15 +53,19 @@ def test_transfer_and_list_from_the_command_line(claimed: tuple[Path, str, httpx
         "acct:eve",
         "--to",
         "x",
+        "--secret-file",
+        ws.parent / "secret.txt",
         "-w",
         ws,
     )
     assert getattr(refused.exception, "code", None) == "entitlement_not_owner"
     r = cli(
         "entitlement", "transfer", serial, "warranty-2y",
-        "--from", "acct:alice", "--to", "acct:bob", "-w", ws,
+        "--from", "acct:alice", "--to", "acct:bob", "--secret-file", ws.parent / "secret.txt",
+        "-w", ws,
     )  # fmt: skip
     assert r.exit_code == 0, r.output
+    assert (ws.parent / "secret.txt").read_text().startswith("ets_")
     r = cli("entitlement", "list", "--owner", "acct:bob", "--json", "-w", ws)
     [row] = [json.loads(line) for line in r.output.splitlines()]
     assert (row["serial"], row["status"]) == (serial, "active")

@@ -20,6 +20,7 @@ from birthright.server.backend import build_backend
 from birthright.settings import Settings
 from tests.conftest import ServedBackend, ThreadServer, free_port, seed_line
 from tests.integration.test_enrollment_api import STATION, WO
+from tests.integration.test_entitlements_api import claim_body
 from tests.integration.test_revocation_api import make_unit
 
 
@@ -228,3 +229,20 @@ def test_subscriptions_are_listed_and_removed_and_bad_ones_refused(
     # with no subscriber, a revocation still records its event, and owes it to nobody
     unit = make_unit(api, "CHIP-1")
     assert revoke(api, unit.serial).status_code == 201
+
+
+def test_a_revocation_suspends_the_units_entitlements_for_subscribers(
+    api: httpx.Client, receiver: EventReceiver
+) -> None:
+    subscribe(api, receiver.url, "entitlement.suspended", "entitlement.resumed")
+    unit = make_unit(api, "CHIP-1")
+    r = api.post("/v1/entitlements/claims", json=claim_body(unit, api))
+    assert r.status_code == 201, r.text
+    assert revoke(api, unit.serial, "certificateHold").status_code == 201
+    got = receiver.wait_for("entitlement.suspended", unit.serial)
+    assert got.event is not None
+    [entitlement] = got.event["data"]["entitlements"]
+    assert (entitlement["plan"], entitlement["owner"]) == ("warranty-2y", "acct:alice")
+    assert got.event["data"]["cause"] == "device.held"
+    assert api.post(f"/v1/revocations/{unit.serial}/release").status_code == 200
+    assert receiver.wait_for("entitlement.resumed", unit.serial).event is not None
