@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -30,6 +30,13 @@ class Received:
     at: float  # time.monotonic()
     event: dict[str, Any] | None
     refused: str | None = None
+    received_at: datetime | None = None  # wall clock, to compare with the event's time
+
+    def delay(self) -> timedelta | None:
+        """From the change (the event's ``occurred_at``) to its arrival here."""
+        if self.event is None or self.received_at is None:
+            return None
+        return self.received_at - datetime.fromisoformat(self.event["occurred_at"])
 
 
 class EventReceiver:
@@ -87,7 +94,7 @@ class EventReceiver:
                 self._lock.notify_all()
             return 400
         with self._lock:
-            self.posts.append(Received(headers, body, at, event))
+            self.posts.append(Received(headers, body, at, event, None, datetime.now(UTC)))
             self.events.setdefault(event["id"], event)  # a repeat is acknowledged, not redone
             self._lock.notify_all()
         return 204
