@@ -54,6 +54,7 @@ bench: setup
 	PYTHONPATH=. $(BIN)/python -m bench.device_auth
 	PYTHONPATH=. $(BIN)/python -m bench.reconcile --rows $(RECONCILE_ROWS)
 	PYTHONPATH=. $(BIN)/python -m bench.concurrency
+	PYTHONPATH=. $(BIN)/python -m bench.webhooks
 
 lint: venv
 	$(BIN)/ruff check .

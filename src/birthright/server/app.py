@@ -139,7 +139,9 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
                 policy=backend.event_policy,
                 clock=utc_now,
             )
-            running.append(event_dispatch.start(dispatcher, backend.event_policy))
+            running.append(
+                event_dispatch.start(dispatcher, backend.event_policy, app.state.event_wake)
+            )
         try:
             yield
         finally:
@@ -163,6 +165,7 @@ def create_app(backend: Backend) -> FastAPI:
         lifespan=_lifespan,
     )
     app.state.backend = backend
+    app.state.event_wake = event_dispatch.Wake()
     app.state.station_auth = backend.station_auth
     if backend.station_auth is None:
         log.warning("station authentication is OFF: station ids in request bodies are trusted")

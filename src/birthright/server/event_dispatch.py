@@ -41,8 +41,27 @@ class HttpPoster:
             raise PostFailed(f"HTTP {r.status_code}")
 
 
-async def run_dispatcher(dispatcher: Dispatcher, poll: float, stop: asyncio.Event) -> None:
+class Wake:
+    """Lets a request thread of this process wake the dispatcher at once after it committed
+    an event (other replicas find it at their next poll)."""
+
+    def __init__(self) -> None:
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.event: asyncio.Event | None = None
+
+    def bind(self, loop: asyncio.AbstractEventLoop, event: asyncio.Event) -> None:
+        self._loop, self.event = loop, event
+
+    def __call__(self) -> None:
+        if self._loop is not None and self.event is not None and not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self.event.set)
+
+
+async def run_dispatcher(
+    dispatcher: Dispatcher, poll: float, stop: asyncio.Event, wake: asyncio.Event
+) -> None:
     while not stop.is_set():
+        wake.clear()
         busy = False
         try:
             busy = bool(await dispatcher.run_once())
@@ -53,7 +72,7 @@ async def run_dispatcher(dispatcher: Dispatcher, poll: float, stop: asyncio.Even
         if busy:
             continue  # more may be due: drain before sleeping
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), timeout=poll)
+            await asyncio.wait_for(wake.wait(), timeout=poll)
 
 
 def _report_crash(task: asyncio.Task[None]) -> None:
@@ -61,12 +80,27 @@ def _report_crash(task: asyncio.Task[None]) -> None:
         log.error("the event dispatcher stopped", exc_info=task.exception())
 
 
+class _Stop(asyncio.Event):
+    """Stopping also wakes the loop."""
+
+    def __init__(self, wake: asyncio.Event) -> None:
+        super().__init__()
+        self._wake = wake
+
+    def set(self) -> None:
+        super().set()
+        self._wake.set()
+
+
 def start(
-    dispatcher: Dispatcher, policy: DeliveryPolicy
+    dispatcher: Dispatcher, policy: DeliveryPolicy, wake: Wake
 ) -> tuple[asyncio.Task[None], asyncio.Event]:
-    stop = asyncio.Event()
+    woken = asyncio.Event()
+    wake.bind(asyncio.get_running_loop(), woken)
+    stop = _Stop(woken)
     task = asyncio.create_task(
-        run_dispatcher(dispatcher, policy.poll.total_seconds(), stop), name="event-dispatch"
+        run_dispatcher(dispatcher, policy.poll.total_seconds(), stop, woken),
+        name="event-dispatch",
     )
     task.add_done_callback(_report_crash)
     return task, stop

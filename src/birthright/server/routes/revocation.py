@@ -260,6 +260,13 @@ async def ocsp_post(request: Request) -> Response:
     return _ocsp_response(_revocation_service(request).ocsp(body))
 
 
+def _events_written(request: Request) -> None:
+    """Wake this process's event dispatcher: the change just committed its events."""
+    wake = getattr(request.app.state, "event_wake", None)
+    if wake is not None:
+        wake()
+
+
 # -- operator: revoke, hold, release, recall (no operator auth yet: see module docstring) --
 
 
@@ -269,9 +276,11 @@ async def ocsp_post(request: Request) -> Response:
     response_model=RevocationResponse,
     responses=errors(400, 404, 409, 422),
 )
-def revoke(backend: BackendDep, body: RevokeBody) -> RevocationResponse:
+def revoke(backend: BackendDep, body: RevokeBody, request: Request) -> RevocationResponse:
     """Revoke one unit (operator; authentication comes with the console issue)."""
-    return _revocation(backend.revocation.revoke(body.serial, Reason.parse(body.reason)))
+    done = backend.revocation.revoke(body.serial, Reason.parse(body.reason))
+    _events_written(request)
+    return _revocation(done)
 
 
 @router.post(
@@ -279,9 +288,12 @@ def revoke(backend: BackendDep, body: RevokeBody) -> RevocationResponse:
     response_model=StatusResponse,
     responses=errors(404, 409, 422),
 )
-def release(backend: BackendDep, serial: str = Path(pattern=SERIAL)) -> StatusResponse:
+def release(
+    backend: BackendDep, request: Request, serial: str = Path(pattern=SERIAL)
+) -> StatusResponse:
     """Lift a certificateHold (operator; authentication comes with the console issue)."""
     device = backend.revocation.release(serial)
+    _events_written(request)
     return StatusResponse(serial=device.serial, cert_serial=device.cert_serial, status="active")
 
 
@@ -325,9 +337,12 @@ def preview(backend: BackendDep, body: PreviewBody) -> PreviewResponse:
     response_model=RecallResponse,
     responses=errors(404, 409, 422),
 )
-def execute(backend: BackendDep, token: str = Path(pattern=RECALL_TOKEN_PATTERN)) -> RecallResponse:
+def execute(
+    backend: BackendDep, request: Request, token: str = Path(pattern=RECALL_TOKEN_PATTERN)
+) -> RecallResponse:
     """Revoke the previewed set in one transaction (operator)."""
     result = backend.revocation.execute(token)
+    _events_written(request)
     return RecallResponse(
         recall_id=result.recall_id, revoked=result.revoked, reason=result.reason.value
     )
