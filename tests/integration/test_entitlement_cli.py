@@ -9,12 +9,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from birthright.server.backend import build_backend
-from birthright.settings import load_settings
-from tests.conftest import ServedBackend, ThreadServer, free_port, seed_line
+from tests.integration.cli_workspace import served_cli_workspace
 from tests.integration.test_attestation_api import make_unit
 from tests.integration.test_ca_cli import cli
-from tests.integration.test_enrollment_api import STATION, WO
 from tests.integration.test_entitlements_api import claim_body
 
 
@@ -22,24 +19,12 @@ from tests.integration.test_entitlements_api import claim_body
 def claimed(tmp_path: Path) -> Iterator[tuple[Path, str, httpx.Client]]:
     """A workspace with one claimed unit; the owner's transfer secret in ``secret.txt``."""
     ws = tmp_path / "ws"
-    assert cli("ca", "init", "-w", ws).exit_code == 0
-    assert cli("db", "upgrade", "-w", ws).exit_code == 0
-    settings = load_settings(ws, port=free_port(), tls=False, station_auth=False)
-    backend = build_backend(settings)
-    server = ThreadServer(backend, settings.port)
-    server.start()
-    try:
-        served = ServedBackend(backend, f"http://127.0.0.1:{settings.port}")
-        seed_line(served, station_id=STATION, work_order_id=WO)
-        with httpx.Client(base_url=served.url, timeout=30) as api:
-            unit = make_unit(api, "CHIP-CLI")
-            r = api.post("/v1/entitlements/claims", json=claim_body(unit, api))
-            assert r.status_code == 201, r.text
-            (tmp_path / "secret.txt").write_text(r.json()["transfer_secret"])
-            yield ws, unit.serial, api
-    finally:
-        server.stop()
-        backend.close()
+    with served_cli_workspace(ws) as api:
+        unit = make_unit(api, "CHIP-CLI")
+        r = api.post("/v1/entitlements/claims", json=claim_body(unit, api))
+        assert r.status_code == 201, r.text
+        (tmp_path / "secret.txt").write_text(r.json()["transfer_secret"])
+        yield ws, unit.serial, api
 
 
 def test_transfer_and_list_from_the_command_line(claimed: tuple[Path, str, httpx.Client]) -> None:

@@ -6,15 +6,11 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 from cryptography import x509
 
-from birthright.server.backend import build_backend
-from birthright.settings import load_settings
-from tests.conftest import ServedBackend, ThreadServer, free_port, seed_line
+from tests.integration.cli_workspace import served_cli_workspace
 from tests.integration.test_ca_cli import cli, flat
-from tests.integration.test_enrollment_api import STATION, WO
 from tests.integration.test_revocation_api import make_unit
 
 
@@ -22,21 +18,8 @@ from tests.integration.test_revocation_api import make_unit
 def workspace(tmp_path: Path) -> Iterator[tuple[Path, list[str]]]:
     """A CLI-made workspace (CA + schema) and three units enrolled through its server."""
     ws = tmp_path / "ws"
-    assert cli("ca", "init", "-w", ws).exit_code == 0
-    assert cli("db", "upgrade", "-w", ws).exit_code == 0
-    settings = load_settings(ws, port=free_port(), tls=False, station_auth=False)
-    backend = build_backend(settings)
-    server = ThreadServer(backend, settings.port)
-    server.start()
-    try:
-        served = ServedBackend(backend, f"http://127.0.0.1:{settings.port}")
-        seed_line(served, station_id=STATION, work_order_id=WO)
-        with httpx.Client(base_url=served.url, timeout=30) as api:
-            serials = [make_unit(api, f"CHIP-{i}").serial for i in range(3)]
-        yield ws, serials
-    finally:
-        server.stop()
-        backend.close()
+    with served_cli_workspace(ws) as api:
+        yield ws, [make_unit(api, f"CHIP-{i}").serial for i in range(3)]
 
 
 def test_revoke_hold_release_recall_and_crl_from_the_command_line(

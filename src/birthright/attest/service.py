@@ -19,16 +19,12 @@ from birthright.attest.evidence import EvidenceMalformed, parse_evidence
 from birthright.attest.firmware import FirmwareAllowList, firmware_findings
 from birthright.attest.quote import quote_findings
 from birthright.attest.verdict import AttestationResult, Finding
+from birthright.ca.verify import parse_chain
 from birthright.enrollment.model import DeviceRecord
-from birthright.errors import InputError, NotFoundError, TrustError
+from birthright.errors import NotFoundError, TrustError
 from birthright.types import DEVICE_AUTH_NONCE_PREFIX, Nonce, ProductSerial
 
 NonceOutcome = Literal["valid", "unknown", "expired", "replayed", "wrong_device", "wrong_purpose"]
-MAX_CHAIN_CERTS = 4
-
-
-class ChainMalformed(InputError):
-    code = "chain_malformed"
 
 
 class NonceStore(Protocol):
@@ -110,7 +106,7 @@ class AttestationService:
     ) -> AttestationResult:
         """Appraise evidence: an EAT COSE_Sign1 (``signature`` None) or v1 JSON + signature."""
         claimed = _claimed(evidence, signature)
-        certs = _parse_chain(chain)
+        certs = parse_chain(chain)
         now = self._clock()
         leaf, intermediates = certs[0], certs[1:]
         device = self._records.device(claimed.serial)
@@ -202,21 +198,6 @@ class AttestationService:
         if outcome == "valid":
             return Finding("nonce", "pass", "nonce.valid", messages[outcome])
         return Finding("nonce", "fail", f"nonce.{outcome}", messages[outcome])
-
-
-def _parse_chain(chain: Sequence[bytes]) -> list[x509.Certificate]:
-    if not 1 <= len(chain) <= MAX_CHAIN_CERTS:
-        raise ChainMalformed(f"the chain must hold 1 to {MAX_CHAIN_CERTS} certificates")
-    certs = []
-    for item in chain:
-        try:
-            if item.lstrip().startswith(b"-----BEGIN"):
-                certs.append(x509.load_pem_x509_certificate(item))
-            else:
-                certs.append(x509.load_der_x509_certificate(item))
-        except ValueError as e:
-            raise ChainMalformed("a certificate in the chain does not parse") from e
-    return certs
 
 
 def _claimed(evidence: bytes, signature: bytes | None) -> _Claimed:
