@@ -29,6 +29,11 @@ def test_demo_provisions_attests_and_exports_verifiable_certificates(tmp_path: P
     assert "(3 PKCS#11, 1 TPM)" in run.stdout  # the TPM proved its EK and AK
     assert "opened by its unit (pkcs11, tpm); another unit → seal_refused" in run.stdout
     assert "1/1 valid" in run.stdout  # its firmware claim carried a valid PCR quote
+    flat = " ".join(run.stdout.split())
+    assert "got device.revoked for" in flat  # pushed to a subscriber, signature verified
+    assert "and the recall's 2 serial(s) in 1 event" in flat
+    assert "traded its factory identity for an operational certificate" in flat
+    assert "the revoked unit → device_revoked" in flat
     devices = sorted((ws / "certs" / "devices").glob("*.pem"))
     assert len(devices) == 4
     verify = subprocess.run(
