@@ -25,9 +25,9 @@ from tests.integration.test_revocation_api import make_unit
 
 
 @pytest.fixture
-def served_events(settings: Settings, factory_ca: FactoryCa) -> Iterator[ServedBackend]:
-    """The service with a fast dispatcher: quick polls and retries, three attempts."""
-    fast = settings.model_copy(
+def fast(settings: Settings) -> Settings:
+    """A fast dispatcher: quick polls and retries, three attempts."""
+    return settings.model_copy(
         update={
             "event_poll_seconds": 0.1,
             "event_first_retry_seconds": 0.2,
@@ -35,6 +35,10 @@ def served_events(settings: Settings, factory_ca: FactoryCa) -> Iterator[ServedB
             "event_timeout_seconds": 2.0,
         }
     )
+
+
+@pytest.fixture
+def served_events(fast: Settings, factory_ca: FactoryCa) -> Iterator[ServedBackend]:
     backend = build_backend(fast, ca=factory_ca)
     server = ThreadServer(backend, fast.port)
     server.start()
@@ -248,3 +252,25 @@ def test_a_revocation_suspends_the_units_entitlements_for_subscribers(
     assert got.event["data"]["cause"] == "device.held"
     assert api.post(f"/v1/revocations/{unit.serial}/release").status_code == 200
     assert receiver.wait_for("entitlement.resumed", unit.serial).event is not None
+
+
+def test_two_replicas_deliver_each_event_once(
+    api: httpx.Client, fast: Settings, factory_ca: FactoryCa, receiver: EventReceiver
+) -> None:
+    """A second service on the same database polls too: claims keep the two apart."""
+    twin = build_backend(fast, ca=factory_ca)  # same workspace and database, its own dispatcher
+    other = ThreadServer(twin, free_port())
+    other.start()
+    try:
+        subscribe(api, receiver.url, "device.revoked")
+        units = [make_unit(api, f"CHIP-{i}") for i in range(8)]
+        for unit in units:
+            assert revoke(api, unit.serial).status_code == 201
+        for unit in units:
+            receiver.wait_for("device.revoked", unit.serial)
+        time.sleep(0.5)  # let any double delivery show
+        ids = [p.headers["webhook-id"] for p in receiver.posts]
+        assert len(ids) == len(set(ids)) == len(units)
+    finally:
+        other.stop()
+        twin.close()
