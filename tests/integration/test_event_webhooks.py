@@ -190,6 +190,16 @@ def test_a_receiver_that_never_answers_is_dead_lettered(
     assert (dead["attempts"], dead["last_error"]) == (3, "HTTP 500")
     time.sleep(0.6)
     assert len(receiver.posts) == 3  # no attempt after the last
+    # the receiver is mended; an operator re-drives the dead delivery
+    receiver.fail_next = 0
+    redrive = f"/v1/event-subscriptions/{sub}/deliveries/{dead['delivery_id']}/redeliver"
+    assert api.post(redrive).status_code == 202
+    assert receiver.wait_for("device.revoked", unit.serial).event is not None
+    wait_until(lambda: deliveries(api, sub)[0]["status"] == "delivered")
+    r = api.post(redrive)
+    assert (r.status_code, r.json()["code"]) == (409, "delivery_not_dead")
+    r = api.post(f"/v1/event-subscriptions/{sub}/deliveries/999999/redeliver")
+    assert (r.status_code, r.json()["code"]) == (404, "delivery_unknown")
 
 
 def test_a_recall_is_one_batch_event_listing_its_serials(

@@ -81,14 +81,25 @@ def deliveries(
     workspace: WorkspaceOpt = DEFAULT_WORKSPACE,
 ) -> None:
     """Recent deliveries of one subscription: delivered, pending (retrying) or dead."""
-    table = Table("event", "type", "status", "attempts", "last error")
+    table = Table("delivery", "event", "type", "status", "attempts", "last error")
     for d in _service(workspace).deliveries(subscription_id, limit=limit):
         colour = {"delivered": "green", "pending": "yellow"}.get(d.status, "red")
         table.add_row(
-            d.event_id, d.event_type, f"[{colour}]{d.status}[/]", str(d.attempts),
-            d.last_error or "",
+            str(d.delivery_id), d.event_id, d.event_type, f"[{colour}]{d.status}[/]",
+            str(d.attempts), d.last_error or "",
         )  # fmt: skip
     console.print(table)
+
+
+@app.command("redeliver")
+def redeliver(
+    subscription_id: Annotated[str, typer.Argument(help="sub_... id.")],
+    delivery_id: Annotated[int, typer.Argument(help="A dead delivery's id.")],
+    workspace: WorkspaceOpt = DEFAULT_WORKSPACE,
+) -> None:
+    """Try a dead-lettered delivery again, from its first attempt."""
+    _service(workspace).redeliver(subscription_id, delivery_id)
+    console.print(f"delivery {delivery_id} is due again")
 
 
 @app.command("key")

@@ -37,8 +37,12 @@ def write_event(session: Session, event_type: str, data: dict[str, Any], now: da
             payload=event.body().decode(),
         )
     )
+    # FOR KEY SHARE (PostgreSQL): an unsubscribe waits for this transaction instead of
+    # pulling a subscription from under its new delivery rows.
     subscriptions = session.execute(
         select(EventSubscriptionRow.subscription_id, EventSubscriptionRow.event_types)
+        .order_by(EventSubscriptionRow.subscription_id)
+        .with_for_update(read=True, key_share=True)
     ).all()
     for subscription_id, types in subscriptions:
         if event_type in types.split(","):
@@ -117,6 +121,19 @@ class SqlEventStore:
                 )
                 for d, event_type in rows
             ]
+
+    def redeliver(
+        self, subscription_id: str, delivery_id: int, audit: AuditEvent, now: datetime
+    ) -> str:
+        with unit_of_work(self._sessions) as s:
+            row = s.get(D, delivery_id, with_for_update=True)
+            if row is None or row.subscription_id != subscription_id:
+                return "unknown"
+            if row.status != "dead":
+                return "not_dead"
+            row.status, row.attempts, row.next_attempt_at = "pending", 0, now.astimezone(UTC)
+            append_audit(s, audit, now)
+        return "done"
 
     # -- deliveries -------------------------------------------------------------------------
 

@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Protocol
 
 from birthright.audit.events import AuditEvent
-from birthright.errors import NotFoundError
+from birthright.errors import ConflictError, NotFoundError
 from birthright.events.model import Subscription, check_types, check_url
 
 
@@ -38,6 +38,13 @@ class SubscriptionStore(Protocol):
 
     def deliveries(self, subscription_id: str, limit: int) -> list[DeliveryView] | None:
         """Newest first; None when the subscription is unknown."""
+        ...
+
+    def redeliver(
+        self, subscription_id: str, delivery_id: int, audit: AuditEvent, now: datetime
+    ) -> str:
+        """Make a dead delivery due now with fresh attempts (audited): ``done``, or
+        ``unknown`` / ``not_dead`` and nothing changed."""
         ...
 
 
@@ -84,6 +91,25 @@ class SubscriptionService:
         if found is None:
             raise _unknown(subscription_id)
         return found
+
+    def redeliver(self, subscription_id: str, delivery_id: int) -> None:
+        """Try a dead-lettered delivery again, from its first attempt (operator)."""
+        audit = AuditEvent(
+            event="events.redelivered",
+            outcome="ok",
+            detail={"subscription_id": subscription_id, "delivery_id": delivery_id},
+        )
+        outcome = self._store.redeliver(subscription_id, delivery_id, audit, self._clock())
+        if outcome == "unknown":
+            raise NotFoundError(
+                f"subscription {subscription_id!r} has no delivery {delivery_id}",
+                code="delivery_unknown",
+            )
+        if outcome == "not_dead":
+            raise ConflictError(
+                f"delivery {delivery_id} is not dead: it is delivered or still being tried",
+                code="delivery_not_dead",
+            )
 
 
 def _unknown(subscription_id: str) -> NotFoundError:

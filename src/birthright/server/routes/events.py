@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Annotated
 
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
@@ -123,6 +123,28 @@ def deliveries(
 ) -> DeliveryList:
     found = backend.events.deliveries(subscription_id, limit=limit)
     return DeliveryList(deliveries=[DeliveryResponse(**vars(d)) for d in found])
+
+
+@router.post(
+    "/v1/event-subscriptions/{subscription_id}/deliveries/{delivery_id}/redeliver",
+    status_code=202,
+    response_class=Response,
+    responses={202: {"description": "Due again, from its first attempt."}, **errors(404, 409, 422)},
+    summary="Try a dead-lettered delivery again (operator)",
+    description="`delivery_unknown` (404); `delivery_not_dead` (409) when it was delivered or "
+    "is still being tried.",
+)
+def redeliver(
+    backend: BackendDep,
+    request: Request,
+    subscription_id: str = Path(pattern=SUBSCRIPTION_ID),
+    delivery_id: int = Path(ge=1, le=2**62),
+) -> Response:
+    backend.events.redeliver(subscription_id, delivery_id)
+    wake = getattr(request.app.state, "event_wake", None)
+    if wake is not None:
+        wake()
+    return Response(status_code=202)
 
 
 @router.get(
