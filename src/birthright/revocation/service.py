@@ -10,11 +10,11 @@ import secrets
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Protocol
 
 from birthright.audit.events import AuditEvent
 from birthright.errors import ConflictError, InputError, NotFoundError
-from birthright.events.model import chunks
+from birthright.revocation.events import EventTx, emit_entitlements, emit_recall, unit_data
 from birthright.revocation.model import (
     CertStatus,
     CrlState,
@@ -36,7 +36,7 @@ log = logging.getLogger(__name__)
 SAMPLE_SIZE = 10
 
 
-class RevocationTx(Protocol):
+class RevocationTx(EventTx, Protocol):
     """One database transaction of the revocation use cases."""
 
     def device(self, serial: str) -> DeviceState | None:
@@ -75,16 +75,6 @@ class RevocationTx(Protocol):
     def crl_changed(self) -> None: ...
 
     def audit(self, event: AuditEvent, now: datetime) -> None: ...
-
-    def emit(self, event_type: str, data: dict[str, Any], now: datetime) -> None:
-        """Put a fleet event in the outbox, in this transaction (ADR 0012)."""
-
-    def entitlements(
-        self, *, serial: str | None = None, recall_id: str | None = None
-    ) -> list[dict[str, str]]:
-        """The entitlements (serial, plan, kind, owner) of one unit or of a recall's units."""
-
-    def recalled_serials(self, recall_id: str) -> list[str]: ...
 
 
 class RevocationStore(Protocol):
@@ -167,8 +157,8 @@ class RevocationService:
                 now,
             )
             event = "device.revoked" if reason.final else "device.held"
-            tx.emit(event, _unit_data(revocation, device.status), now)
-            _emit_entitlements(
+            tx.emit(event, unit_data(revocation, device.status), now)
+            emit_entitlements(
                 tx, "entitlement.suspended", event, tx.entitlements(serial=serial), now
             )
         log.info("unit revoked serial=%s reason=%s", serial, reason.value)
@@ -212,7 +202,7 @@ class RevocationService:
             data = {"serial": serial, "cert_serial": device.cert_serial, "status": "active"}
             tx.emit("device.released", data, now)
             held = tx.entitlements(serial=serial)
-            _emit_entitlements(tx, "entitlement.resumed", "device.released", held, now)
+            emit_entitlements(tx, "entitlement.resumed", "device.released", held, now)
         return DeviceState(device.serial, device.cert_serial, "active")
 
     def status(self, serial: str) -> tuple[DeviceState, Revocation | None]:
@@ -305,27 +295,9 @@ class RevocationService:
                 ),
                 now,
             )
-            self._emit_recall(tx, recall, revoked, now)
+            emit_recall(tx, recall, revoked, now)
         log.info("recall executed recall_id=%s count=%d", recall.recall_id, revoked)
         return RecallResult(recall.recall_id, revoked, recall.reason)
-
-    @staticmethod
-    def _emit_recall(tx: RevocationTx, recall: Recall, revoked: int, now: datetime) -> None:
-        """One ``recall.executed`` event per chunk of serials, then the suspensions."""
-        for part, parts, serials in chunks(tx.recalled_serials(recall.recall_id)):
-            data = {
-                "recall_id": recall.recall_id,
-                "reason": recall.reason.value,
-                "count": revoked,
-                "part": part,
-                "parts": parts,
-                "serials": list(serials),
-            }
-            tx.emit("recall.executed", data, now)
-        held = tx.entitlements(recall_id=recall.recall_id)
-        _emit_entitlements(
-            tx, "entitlement.suspended", "recall.executed", held, now, recall.recall_id
-        )
 
     # -- publication ----------------------------------------------------------------------
 
@@ -365,36 +337,6 @@ class RevocationService:
     def ocsp(self, request_der: bytes) -> bytes:
         """The signed OCSP answer to ``request_der`` (DER in, DER out, never an exception)."""
         return self._signer.answer_ocsp(request_der, self.cert_status, self._clock())
-
-
-def _unit_data(revocation: Revocation, previous: str) -> dict[str, Any]:
-    return {
-        "serial": revocation.serial,
-        "cert_serial": revocation.cert_serial,
-        "reason": revocation.reason.value,
-        "status": revocation.reason.device_status,
-        "previous_status": previous,
-        "revoked_at": revocation.revoked_at.isoformat(),
-    }
-
-
-def _emit_entitlements(
-    tx: RevocationTx,
-    event_type: str,
-    cause: str,
-    entitlements: list[dict[str, str]],
-    now: datetime,
-    recall_id: str | None = None,
-) -> None:
-    """Entitlements follow their device's status: one event per chunk of those affected."""
-    if not entitlements:
-        return
-    for part, parts, chunk in chunks(entitlements):
-        data: dict[str, Any] = {"cause": cause, "part": part, "parts": parts}
-        data["entitlements"] = list(chunk)
-        if recall_id is not None:
-            data["recall_id"] = recall_id
-        tx.emit(event_type, data, now)
 
 
 def _known(tx: RevocationTx, serial: str) -> DeviceState:

@@ -138,7 +138,7 @@ def redeliver(
     backend: BackendDep,
     request: Request,
     subscription_id: str = Path(pattern=SUBSCRIPTION_ID),
-    delivery_id: int = Path(ge=1, le=2**62),
+    delivery_id: int = Path(ge=1, le=2**31 - 1),
 ) -> Response:
     backend.events.redeliver(subscription_id, delivery_id)
     wake = getattr(request.app.state, "event_wake", None)
