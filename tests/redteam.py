@@ -283,6 +283,7 @@ SCENARIOS = [
         (
             IT + "test_event_webhooks.py::test_a_revocation_reaches_the_subscriber_signed",
             IT + "test_event_webhooks.py::test_a_receiver_that_was_down_gets_the_event",
+            IT + "test_event_crash.py::",
             "tests/unit/test_events.py::test_a_signed_delivery_verifies_and_any_change_does_not",
         ),
     ),

@@ -70,6 +70,8 @@ class Settings(BaseSettings):
     event_first_retry_seconds: float = Field(default=1.0, gt=0, le=3600)
     #: How long a receiver has to answer one delivery.
     event_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
+    #: A claimed delivery whose dispatcher died is tried again after this (> the timeout).
+    event_lease_seconds: float = Field(default=60.0, gt=0, le=3600)
 
     @property
     def ws(self) -> Workspace:

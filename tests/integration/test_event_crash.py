@@ -24,7 +24,11 @@ from tests.integration.test_service_crash import start_service
 def test_an_event_committed_before_a_crash_is_delivered_after_it(
     settings: Settings, tmp_path: Path
 ) -> None:
-    write_settings_file(settings, ("database_url", "tls", "station_auth", "port"))
+    # a delivery in flight at the kill is due again when its lease ends: keep that short
+    settings = settings.model_copy(update={"event_lease_seconds": 6})
+    write_settings_file(
+        settings, ("database_url", "tls", "station_auth", "port", "event_lease_seconds")
+    )
     init_workspace_ca(settings, now=datetime.now(UTC))
     seeder = build_backend(settings)  # in process, only to open the line
     seed_line(ServedBackend(seeder, ""), station_id=STATION, work_order_id=WO)
@@ -53,7 +57,7 @@ def test_an_event_committed_before_a_crash_is_delivered_after_it(
     receiver = EventReceiver(key, port=receiver_port).start()
     service = start_service(settings, log)
     try:
-        got = receiver.wait_for("device.revoked", unit.serial, timeout=20)
+        got = receiver.wait_for("device.revoked", unit.serial, timeout=30)
         assert got.event is not None and got.event["data"]["reason"] == "keyCompromise"
         assert len(receiver.events) == 1
     finally:

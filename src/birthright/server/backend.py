@@ -196,6 +196,7 @@ def _event_policy(settings: Settings) -> DeliveryPolicy | None:
         max_attempts=settings.event_max_attempts,
         first_retry=timedelta(seconds=settings.event_first_retry_seconds),
         timeout=timedelta(seconds=settings.event_timeout_seconds),
+        lease=timedelta(seconds=settings.event_lease_seconds),
         poll=timedelta(seconds=settings.event_poll_seconds),
     )
 
