@@ -69,6 +69,7 @@ bench: setup
 	PYTHONPATH=. $(BIN)/python -m bench.revocation --entries $(REVOCATION_ENTRIES); \
 	PYTHONPATH=. $(BIN)/python -m bench.reconcile --rows $(RECONCILE_ROWS); \
 	PYTHONPATH=. $(BIN)/python -m bench.policy_hook; \
+	PYTHONPATH=. $(BIN)/python -m bench.webhooks; \
 	if [ -n "$${BIRTHRIGHT_BENCH_DATABASE_URL:-}" ]; then PYTHONPATH=. $(BIN)/python -m bench.concurrency; fi
 	PYTHONPATH=. $(BIN)/python -m bench.summary
 

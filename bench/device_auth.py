@@ -51,8 +51,8 @@ def service_rate(bench: Bench, units: list[Unit], rounds: int) -> float:
 
 def offline_rate(bench: Bench, units: list[Unit], rounds: int) -> float:
     from birthright.ca.authority import load_factory_ca
+    from birthright.ca.verify import parse_chain
     from birthright.deviceauth.checks import check_offline
-    from birthright.deviceauth.service import parse_chain
     from birthright.deviceauth.token import parse_token
 
     ca = load_factory_ca(bench.settings)

@@ -282,6 +282,30 @@ SCENARIOS = [
             IT + "test_policy_hook.py::test_a_hook_trickling_its_answer",
         ),
     ),
+    Scenario(
+        "a nonce issued for one purpose used for another (device auth ↔ attestation)",
+        "nonce.wrong_purpose / nonce_wrong_purpose; the nonce is not spent",
+        (
+            IT + "test_device_auth_api.py::test_attestation_refuses_a_device_auth_nonce",
+            IT + "test_opcert.py::test_refusals_grant_nothing_and_write_only_their_audit_record"
+            "[*device_auth_nonce]",
+        ),
+    ),
+    Scenario(
+        "an entitlement taken over by naming its owner, or with a spent transfer secret",
+        "entitlement_not_owner / device_revoked, audited; the owner unchanged",
+        (IT + "test_entitlements_api.py::test_a_transfer_needs_the_owners_current_secret",),
+    ),
+    Scenario(
+        "forged or replayed revocation webhook; a receiver down during a revocation",
+        "event_signature_invalid / event_stale; the event delivered on retry, same id",
+        (
+            IT + "test_event_webhooks.py::test_a_revocation_reaches_the_subscriber_signed",
+            IT + "test_event_webhooks.py::test_a_receiver_that_was_down_gets_the_event",
+            IT + "test_event_crash.py::",
+            "tests/unit/test_events.py::test_a_signed_delivery_verifies_and_any_change_does_not",
+        ),
+    ),
 ]
 
 

@@ -81,6 +81,18 @@ class Settings(BaseSettings):
     report_daily_at: str = Field(default="06:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
     #: How often the service checks whether a scheduled report is due.
     report_check_seconds: float = Field(default=60.0, gt=0, le=86400)
+    #: Deliver fleet events to subscribed webhooks from this process (ADR 0012).
+    event_dispatch: bool = True
+    #: How often the dispatcher looks for due deliveries.
+    event_poll_seconds: float = Field(default=0.5, gt=0, le=60)
+    #: Attempts per delivery before it is dead-lettered.
+    event_max_attempts: int = Field(default=10, ge=1, le=50)
+    #: Delay before the first retry; each further retry doubles it (up to ten minutes).
+    event_first_retry_seconds: float = Field(default=1.0, gt=0, le=3600)
+    #: How long a receiver has to answer one delivery.
+    event_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
+    #: A claimed delivery whose dispatcher died is tried again after this (> the timeout).
+    event_lease_seconds: float = Field(default=60.0, gt=0, le=3600)
 
     @field_validator("log_level", mode="before")
     @classmethod

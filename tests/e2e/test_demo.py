@@ -32,6 +32,11 @@ def test_demo_provisions_attests_and_exports_verifiable_certificates(tmp_path: P
     assert "/readyz: ready;" in run.stdout  # and the metrics counted what the service did
     assert "ready; 4 issued; refused" in run.stdout
     assert "key_shared 1" in run.stdout
+    flat = " ".join(run.stdout.split())
+    assert "got device.revoked for" in flat  # pushed to a subscriber, signature verified
+    assert "and the recall's 2 serial(s) in 1 event" in flat
+    assert "traded its factory identity for an operational certificate" in flat
+    assert "the revoked unit → device_revoked" in flat
     devices = sorted((ws / "certs" / "devices").glob("*.pem"))
     assert "2 enrolled / BRSE00000001 re-keyed" in run.stdout  # EST, a second product
     assert "…00000002 refused (policy_hook_refused: serials ending" in run.stdout

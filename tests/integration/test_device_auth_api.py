@@ -27,7 +27,7 @@ from birthright.se.sim import DeviceSet, create_devices
 from birthright.station.client import BackendClient, BackendRefused, BackendUntrusting
 from birthright.station.provision import Station
 from tests.conftest import ServedBackend, seed_line
-from tests.integration.test_attestation_api import Unit, make_unit
+from tests.integration.test_attestation_api import Unit, evidence_body, failed_ids, make_unit
 from tests.integration.test_attestation_api import api as api
 
 AUD = "birthright"
@@ -296,3 +296,17 @@ def test_a_softhsm2_token_older_than_its_lifetime_is_refused(
         with pytest.raises(BackendRefused) as refused:
             backend.device_authenticate(token=token, chain_pem=chain_pem(se))
         assert refused.value.code == "device_auth_expired"
+
+
+def test_attestation_refuses_a_device_auth_nonce_and_leaves_it_unspent(
+    api: httpx.Client,
+) -> None:
+    unit = make_unit(api, "CHIP-PURPOSE")
+    nonce = nonce_for(api, unit.serial)
+    r = api.post("/v1/attestations", json=evidence_body(unit, nonce))
+    assert r.status_code == 200, r.text
+    assert r.json()["verdict"] == "fail"
+    assert "nonce.wrong_purpose" in failed_ids(r.json())
+    # the nonce still serves the purpose it was issued for
+    r = api.post("/v1/device-auth", json=token_body(unit, nonce))
+    assert r.status_code == 200, r.text

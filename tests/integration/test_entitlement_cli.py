@@ -9,35 +9,22 @@ from pathlib import Path
 import httpx
 import pytest
 
-from birthright.server.backend import build_backend
-from birthright.settings import load_settings
-from tests.conftest import ServedBackend, ThreadServer, free_port, seed_line
+from tests.integration.cli_workspace import served_cli_workspace
 from tests.integration.test_attestation_api import make_unit
 from tests.integration.test_ca_cli import cli
-from tests.integration.test_enrollment_api import STATION, WO
 from tests.integration.test_entitlements_api import claim_body
 
 
 @pytest.fixture
 def claimed(tmp_path: Path) -> Iterator[tuple[Path, str, httpx.Client]]:
+    """A workspace with one claimed unit; the owner's transfer secret in ``secret.txt``."""
     ws = tmp_path / "ws"
-    assert cli("ca", "init", "-w", ws).exit_code == 0
-    assert cli("db", "upgrade", "-w", ws).exit_code == 0
-    settings = load_settings(ws, port=free_port(), tls=False, station_auth=False)
-    backend = build_backend(settings)
-    server = ThreadServer(backend, settings.port)
-    server.start()
-    try:
-        served = ServedBackend(backend, f"http://127.0.0.1:{settings.port}")
-        seed_line(served, station_id=STATION, work_order_id=WO)
-        with httpx.Client(base_url=served.url, headers=served.auth, timeout=30) as api:
-            unit = make_unit(api, "CHIP-CLI")
-            r = api.post("/v1/entitlements/claims", json=claim_body(unit, api))
-            assert r.status_code == 201, r.text
-            yield ws, unit.serial, api
-    finally:
-        server.stop()
-        backend.close()
+    with served_cli_workspace(ws) as api:
+        unit = make_unit(api, "CHIP-CLI")
+        r = api.post("/v1/entitlements/claims", json=claim_body(unit, api))
+        assert r.status_code == 201, r.text
+        (tmp_path / "secret.txt").write_text(r.json()["transfer_secret"])
+        yield ws, unit.serial, api
 
 
 def test_transfer_and_list_from_the_command_line(claimed: tuple[Path, str, httpx.Client]) -> None:
@@ -51,15 +38,19 @@ def test_transfer_and_list_from_the_command_line(claimed: tuple[Path, str, httpx
         "acct:eve",
         "--to",
         "x",
+        "--secret-file",
+        ws.parent / "secret.txt",
         "-w",
         ws,
     )
     assert getattr(refused.exception, "code", None) == "entitlement_not_owner"
     r = cli(
         "entitlement", "transfer", serial, "warranty-2y",
-        "--from", "acct:alice", "--to", "acct:bob", "-w", ws,
+        "--from", "acct:alice", "--to", "acct:bob", "--secret-file", ws.parent / "secret.txt",
+        "-w", ws,
     )  # fmt: skip
     assert r.exit_code == 0, r.output
+    assert (ws.parent / "secret.txt").read_text().startswith("ets_")
     r = cli("entitlement", "list", "--owner", "acct:bob", "--json", "-w", ws)
     [row] = [json.loads(line) for line in r.output.splitlines()]
     assert (row["serial"], row["status"]) == (serial, "active")

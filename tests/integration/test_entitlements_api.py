@@ -3,10 +3,12 @@ a revoked unit's entitlements are suspended; queries by serial, owner and plan."
 
 from __future__ import annotations
 
+import hashlib
 from datetime import UTC, date, datetime
 
 import httpx
 import pytest
+from sqlalchemy import text
 
 from birthright.db.audit import list_events
 from birthright.db.engine import make_sessionmaker
@@ -41,16 +43,12 @@ def test_a_unit_claims_its_warranty_and_owners_transfer_it(
     r = api.post("/v1/entitlements/claims", json=claim_body(unit, api))
     assert r.status_code == 201, r.text
     assert (r.json()["owner"], r.json()["status"]) == ("acct:alice", "active")
-    r = api.post(
-        f"/v1/entitlements/{unit.serial}/warranty-2y/transfer",
-        json={"from_owner": "acct:mallory", "to_owner": "acct:mallory"},
-    )
+    secret = r.json()["transfer_secret"]
+    r = transfer(api, unit.serial, "acct:mallory", "acct:mallory", secret)
     assert (r.status_code, r.json()["code"]) == (403, "entitlement_not_owner")
-    r = api.post(
-        f"/v1/entitlements/{unit.serial}/warranty-2y/transfer",
-        json={"from_owner": "acct:alice", "to_owner": "acct:bob"},
-    )
+    r = transfer(api, unit.serial, "acct:alice", "acct:bob", secret)
     assert r.status_code == 200 and r.json()["owner"] == "acct:bob"
+    assert r.json()["transfer_secret"] != secret
     for query in ({"serial": unit.serial}, {"owner": "acct:bob"}, {"plan": "warranty-2y"}):
         found = api.get("/v1/entitlements", params=query).json()["entitlements"]
         assert [e["serial"] for e in found] == [unit.serial], query
@@ -62,6 +60,55 @@ def test_a_unit_claims_its_warranty_and_owners_transfer_it(
     assert ("entitlement.transfer", "ok", None) in seen
     assert ("entitlement.transfer", "refused", "entitlement_not_owner") in seen
     assert ("entitlement.claim", "ok", None) in seen
+
+
+def transfer(
+    api: httpx.Client, serial: str, from_owner: str, to_owner: str, secret: str
+) -> httpx.Response:
+    return api.post(
+        f"/v1/entitlements/{serial}/warranty-2y/transfer",
+        json={"from_owner": from_owner, "to_owner": to_owner, "transfer_secret": secret},
+    )
+
+
+def test_a_transfer_needs_the_owners_current_secret_and_an_active_device(
+    api: httpx.Client, served: ServedBackend
+) -> None:
+    unit = make_unit(api, "CHIP-A")
+    r = api.post("/v1/entitlements/claims", json=claim_body(unit, api))
+    first = r.json()["transfer_secret"]
+    assert first.startswith("ets_")
+    with served.backend.engine.connect() as conn:  # stored hashed, never as given
+        stored = conn.execute(text("SELECT transfer_secret_hash FROM entitlements")).scalar_one()
+    assert stored == hashlib.sha256(first.encode()).hexdigest()
+    before = table_counts(served)
+    wrong = transfer(api, unit.serial, "acct:alice", "acct:eve", "ets_" + "A" * 43)
+    assert (wrong.status_code, wrong.json()["code"]) == (403, "entitlement_not_owner")
+    moved = transfer(api, unit.serial, "acct:alice", "acct:bob", first)
+    assert moved.status_code == 200, moved.text
+    second = moved.json()["transfer_secret"]
+    # a replay of the spent secret, even with the right owner named, moves nothing
+    replay = transfer(api, unit.serial, "acct:bob", "acct:eve", first)
+    assert (replay.status_code, replay.json()["code"]) == (403, "entitlement_not_owner")
+    api.post("/v1/revocations", json={"serial": unit.serial, "reason": "certificateHold"})
+    held = transfer(api, unit.serial, "acct:bob", "acct:carol", second)
+    assert (held.status_code, held.json()["code"]) == (403, "device_revoked")
+    unknown = api.post(
+        f"/v1/entitlements/{unit.serial}/cloud-basic/transfer",
+        json={"from_owner": "acct:bob", "to_owner": "acct:eve", "transfer_secret": second},
+    )
+    assert (unknown.status_code, unknown.json()["code"]) == (404, "entitlement_unknown")
+    [e] = api.get("/v1/entitlements", params={"serial": unit.serial}).json()["entitlements"]
+    assert e["owner"] == "acct:bob"
+    events = list_events(make_sessionmaker(served.backend.engine), limit=50)
+    refused = [
+        e.code for e in events if (e.event, e.outcome) == ("entitlement.transfer", "refused")
+    ]
+    assert sorted(str(c) for c in refused) == sorted(
+        ["entitlement_not_owner", "entitlement_not_owner", "device_revoked", "entitlement_unknown"]
+    )
+    assert table_counts(served)["audit_events"] > before["audit_events"]
+    assert second not in str(events) and first not in str(events)
 
 
 def test_a_serial_read_off_a_label_cannot_claim(api: httpx.Client, served: ServedBackend) -> None:

@@ -86,7 +86,9 @@ def _post(served: ServedBackend, csr: str) -> httpx.Response:
     return httpx.post(f"{served.url}/v1/operational-certificates", json={"csr": csr})
 
 
-@pytest.mark.parametrize("case", ["revoked", "replayed", "other_key", "unknown", "no_nonce"])
+@pytest.mark.parametrize(
+    "case", ["revoked", "replayed", "other_key", "unknown", "no_nonce", "device_auth_nonce"]
+)
 def test_refusals_grant_nothing_and_write_only_their_audit_record(
     served: ServedBackend, sim_device_set: DeviceSet, case: str
 ) -> None:
@@ -103,6 +105,11 @@ def test_refusals_grant_nothing_and_write_only_their_audit_record(
             csr = _csr(ec.generate_private_key(ec.SECP256R1()), serial, _nonce(served, serial))
         elif case == "unknown":
             csr = _csr(signer, "NO-SUCH-UNIT", "made-up-nonce")
+        elif case == "device_auth_nonce":
+            nonce = httpx.post(
+                f"{served.url}/v1/device-auth/challenges", json={"serial": serial}
+            ).json()["nonce"]
+            csr = _csr(signer, serial, nonce)
         elif case == "no_nonce":
             csr = (
                 x509.CertificateSigningRequestBuilder()
@@ -119,6 +126,7 @@ def test_refusals_grant_nothing_and_write_only_their_audit_record(
         "other_key": (403, "key_mismatch"),
         "unknown": (404, "device_unknown"),
         "no_nonce": (400, "csr_no_challenge"),
+        "device_auth_nonce": (403, "nonce_wrong_purpose"),
     }[case]
     assert (r.status_code, r.json()["code"]) == expected
     assert counts(served) == {**before, "audit_events": before["audit_events"] + 1}

@@ -6,15 +6,11 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 from cryptography import x509
 
-from birthright.server.backend import build_backend
-from birthright.settings import load_settings
-from tests.conftest import ServedBackend, ThreadServer, free_port, seed_line
+from tests.integration.cli_workspace import served_cli_workspace
 from tests.integration.test_ca_cli import cli, flat
-from tests.integration.test_enrollment_api import STATION, WO
 from tests.integration.test_revocation_api import make_unit
 
 
@@ -22,21 +18,8 @@ from tests.integration.test_revocation_api import make_unit
 def workspace(tmp_path: Path) -> Iterator[tuple[Path, list[str]]]:
     """A CLI-made workspace (CA + schema) and three units enrolled through its server."""
     ws = tmp_path / "ws"
-    assert cli("ca", "init", "-w", ws).exit_code == 0
-    assert cli("db", "upgrade", "-w", ws).exit_code == 0
-    settings = load_settings(ws, port=free_port(), tls=False, station_auth=False)
-    backend = build_backend(settings)
-    server = ThreadServer(backend, settings.port)
-    server.start()
-    try:
-        served = ServedBackend(backend, f"http://127.0.0.1:{settings.port}")
-        seed_line(served, station_id=STATION, work_order_id=WO)
-        with httpx.Client(base_url=served.url, headers=served.auth, timeout=30) as api:
-            serials = [make_unit(api, f"CHIP-{i}").serial for i in range(3)]
-        yield ws, serials
-    finally:
-        server.stop()
-        backend.close()
+    with served_cli_workspace(ws) as api:
+        yield ws, [make_unit(api, f"CHIP-{i}").serial for i in range(3)]
 
 
 def test_revoke_hold_release_recall_and_crl_from_the_command_line(
@@ -68,3 +51,26 @@ def test_revoke_hold_release_recall_and_crl_from_the_command_line(
     assert r.exit_code == 0, r.output
     crl = x509.load_pem_x509_crl(out.read_bytes())
     assert len(list(crl)) == 3
+
+
+def test_events_subscribe_list_deliveries_unsubscribe(
+    workspace: tuple[Path, list[str]],
+) -> None:
+    ws, serials = workspace
+    done = cli("events", "subscribe", "http://127.0.0.1:9/fleet", "-t", "device.revoked",
+               "-t", "recall.executed", "-w", ws)  # fmt: skip
+    assert done.exit_code == 0, done.output
+    sub = done.output.split()[0]
+    assert re.fullmatch(r"sub_[0-9a-f]{16}", sub)
+    listed = cli("events", "list", "--json", "-w", ws)
+    assert '"event_types": ["device.revoked", "recall.executed"]' in listed.output
+    assert cli("revocation", "revoke", serials[0], "-w", ws).exit_code == 0
+    owed = cli("events", "deliveries", sub, "-w", ws)
+    assert owed.exit_code == 0 and "device.revoked" in flat(owed.output)
+    bad = cli("events", "subscribe", "ftp://x", "-t", "device.revoked", "-w", ws)
+    assert getattr(bad.exception, "code", None) == "subscription_invalid"
+    unknown = cli("events", "subscribe", "https://x.example", "-t", "device.exploded", "-w", ws)
+    assert getattr(unknown.exception, "code", None) == "event_type_unknown"
+    assert cli("events", "unsubscribe", sub, "-w", ws).exit_code == 0
+    assert sub not in cli("events", "list", "-w", ws).output
+    assert cli("events", "key", "-w", ws).output.startswith("-----BEGIN PUBLIC KEY-----")

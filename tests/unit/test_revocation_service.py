@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -51,6 +52,7 @@ class State:
     recalls: dict[str, Recall] = field(default_factory=dict)
     crl: CrlState = field(default_factory=lambda: CrlState(0, True, None))
     audit: list[AuditEvent] = field(default_factory=list)
+    events: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
 
 
 def matches(s: Selection, u: Unit) -> bool:
@@ -140,6 +142,17 @@ class FakeTx:
 
     def audit(self, event: AuditEvent, now: datetime) -> None:
         self.s.audit.append(event)
+
+    def emit(self, event_type: str, data: dict[str, Any], now: datetime) -> None:
+        self.s.events.append((event_type, data))
+
+    def entitlements(
+        self, *, serial: str | None = None, recall_id: str | None = None
+    ) -> list[dict[str, str]]:
+        return []
+
+    def recalled_serials(self, recall_id: str) -> list[str]:
+        return sorted(r.serial for r in self.s.revocations.values() if r.recall_id == recall_id)
 
 
 class FakeStore:
@@ -251,6 +264,38 @@ def test_a_hold_is_released_or_made_final(service: RevocationService, store: Fak
     service.revoke(b.serial, Reason.keyCompromise)  # hold -> final is allowed
     assert store.state.units[1].status == "revoked"
     assert code_of(lambda: service.release(b.serial)) == "revocation_final"
+
+
+def test_each_status_change_puts_its_event_in_the_outbox_refusals_none(
+    service: RevocationService, store: FakeStore
+) -> None:
+    a, b = store.enroll(2)
+    service.revoke(a.serial, Reason.certificateHold)
+    service.release(a.serial)
+    service.revoke(b.serial, Reason.keyCompromise)
+    assert code_of(lambda: service.revoke(b.serial, Reason.superseded)) == "already_revoked"
+    assert code_of(lambda: service.release(b.serial)) == "revocation_final"
+    assert [t for t, _ in store.state.events] == [
+        "device.held",
+        "device.released",
+        "device.revoked",
+    ]
+    revoked = store.state.events[-1][1]
+    assert revoked["serial"] == b.serial
+    assert revoked["reason"] == "keyCompromise"
+    assert revoked["previous_status"] == "active"
+
+
+def test_a_recall_emits_its_serials_in_chunks(
+    service: RevocationService, store: FakeStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("birthright.events.model.CHUNK", 2)
+    units = store.enroll(5)
+    service.execute(service.preview(Selection(line="L1"), Reason.superseded).token)
+    events = [d for t, d in store.state.events if t == "recall.executed"]
+    assert [(d["part"], d["parts"]) for d in events] == [(1, 3), (2, 3), (3, 3)]
+    assert [s for d in events for s in d["serials"]] == [u.serial for u in units]
+    assert {d["count"] for d in events} == {5}
 
 
 def test_the_token_binds_the_previewed_set(service: RevocationService, store: FakeStore) -> None:

@@ -19,16 +19,12 @@ from birthright.attest.evidence import EvidenceMalformed, parse_evidence
 from birthright.attest.firmware import FirmwareAllowList, firmware_findings
 from birthright.attest.quote import quote_findings
 from birthright.attest.verdict import AttestationResult, Finding
+from birthright.ca.verify import parse_chain
 from birthright.enrollment.model import DeviceRecord
-from birthright.errors import InputError, NotFoundError, TrustError
-from birthright.types import Nonce, ProductSerial
+from birthright.errors import NotFoundError, TrustError
+from birthright.types import DEVICE_AUTH_NONCE_PREFIX, Nonce, ProductSerial
 
-NonceOutcome = Literal["valid", "unknown", "expired", "replayed", "wrong_device"]
-MAX_CHAIN_CERTS = 4
-
-
-class ChainMalformed(InputError):
-    code = "chain_malformed"
+NonceOutcome = Literal["valid", "unknown", "expired", "replayed", "wrong_device", "wrong_purpose"]
 
 
 class NonceStore(Protocol):
@@ -110,12 +106,12 @@ class AttestationService:
     ) -> AttestationResult:
         """Appraise evidence: an EAT COSE_Sign1 (``signature`` None) or v1 JSON + signature."""
         claimed = _claimed(evidence, signature)
-        certs = _parse_chain(chain)
+        certs = parse_chain(chain)
         now = self._clock()
         leaf, intermediates = certs[0], certs[1:]
         device = self._records.device(claimed.serial)
         findings = [
-            self._nonce_finding(self._nonces.consume(claimed.nonce, claimed.serial, now)),
+            self._nonce_finding(self._consume(claimed.nonce, claimed.serial, now)),
             self._chain_finding(leaf, intermediates, now),
             _signature_finding(leaf, claimed.signed_ok),
             *_device_findings(device, leaf),
@@ -135,6 +131,12 @@ class AttestationService:
             result = replace(result, token=self._result_signer.sign(result, now))
         self._records.record(result, now)
         return result
+
+    def _consume(self, nonce: str, serial: str, now: datetime) -> NonceOutcome:
+        """Spend an attestation nonce; one issued for device auth is refused, not spent."""
+        if nonce.startswith(DEVICE_AUTH_NONCE_PREFIX):
+            return "wrong_purpose"
+        return self._nonces.consume(nonce, serial, now)
 
     def _firmware_findings(
         self, device: DeviceRecord | None, firmware: tuple[str, bytes] | None
@@ -191,25 +193,11 @@ class AttestationService:
             "expired": "this nonce expired before it was used",
             "replayed": "this nonce was already used",
             "wrong_device": "this nonce was issued to another device",
+            "wrong_purpose": "this nonce was issued for device authentication",
         }
         if outcome == "valid":
             return Finding("nonce", "pass", "nonce.valid", messages[outcome])
         return Finding("nonce", "fail", f"nonce.{outcome}", messages[outcome])
-
-
-def _parse_chain(chain: Sequence[bytes]) -> list[x509.Certificate]:
-    if not 1 <= len(chain) <= MAX_CHAIN_CERTS:
-        raise ChainMalformed(f"the chain must hold 1 to {MAX_CHAIN_CERTS} certificates")
-    certs = []
-    for item in chain:
-        try:
-            if item.lstrip().startswith(b"-----BEGIN"):
-                certs.append(x509.load_pem_x509_certificate(item))
-            else:
-                certs.append(x509.load_der_x509_certificate(item))
-        except ValueError as e:
-            raise ChainMalformed("a certificate in the chain does not parse") from e
-    return certs
 
 
 def _claimed(evidence: bytes, signature: bytes | None) -> _Claimed:

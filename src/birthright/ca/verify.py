@@ -13,10 +13,32 @@ from datetime import datetime
 from cryptography import x509
 from cryptography.x509.verification import PolicyBuilder, Store, VerificationError
 
-from birthright.errors import TrustError
+from birthright.errors import InputError, TrustError
 
 #: Device → issuing CA → root.
 MAX_CHAIN_DEPTH = 2
+#: Certificates a device may present (leaf first).
+MAX_CHAIN_CERTS = 4
+
+
+class ChainMalformed(InputError):
+    code = "chain_malformed"
+
+
+def parse_chain(chain: Sequence[bytes]) -> list[x509.Certificate]:
+    """A presented chain (each certificate PEM or DER, leaf first), parsed; or ChainMalformed."""
+    if not 1 <= len(chain) <= MAX_CHAIN_CERTS:
+        raise ChainMalformed(f"the chain must hold 1 to {MAX_CHAIN_CERTS} certificates")
+    certs = []
+    for item in chain:
+        try:
+            if item.lstrip().startswith(b"-----BEGIN"):
+                certs.append(x509.load_pem_x509_certificate(item))
+            else:
+                certs.append(x509.load_der_x509_certificate(item))
+        except ValueError as e:
+            raise ChainMalformed("a certificate in the chain does not parse") from e
+    return certs
 
 
 class ChainUntrusted(TrustError):

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import shutil
-import socket
 import time
 from collections import Counter
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Annotated
 
 import typer
@@ -20,8 +19,19 @@ from birthright.demo.console import demo_operator_token
 from birthright.demo.est_hook import HELD_BACK, est_with_policy_hook
 from birthright.demo.fleet import reconcile, release_firmware, revoke_and_recall
 from birthright.demo.fleet_auth import authenticate_and_claim
+from birthright.demo.fleet_events import (
+    operational_certificates,
+    pushed_events,
+    subscribe_receiver,
+)
 from birthright.demo.genuine import counterfeit_refused, require_genuine_chips
 from birthright.demo.ops import observe
+from birthright.demo.orders import (
+    REWORK_ORDER_ID,
+    WORK_ORDER_ID,
+    free_port,
+    open_work_orders,
+)
 from birthright.demo.sealing import sealed_secrets
 from birthright.demo.service import ServiceProcess
 from birthright.demo.showcase import (
@@ -33,12 +43,10 @@ from birthright.demo.showcase import (
     shared_key_refused,
 )
 from birthright.errors import ConfigError
-from birthright.settings import Settings, load_settings, write_settings_file
+from birthright.settings import load_settings, write_settings_file
 from birthright.workspace import Workspace
 
 STATION_ID = "site1-line1-st1"
-WORK_ORDER_ID = "WO-DEMO-0001"
-REWORK_ORDER_ID = "WO-DEMO-0002"
 EXPECTED_REFUSALS = [
     "key_shared",
     "quota_exhausted",
@@ -46,48 +54,6 @@ EXPECTED_REFUSALS = [
     "se_not_genuine",
     "counter_fork",
 ]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _open_work_orders(settings: Settings, devices: int) -> None:
-    from birthright.db.engine import make_engine, make_sessionmaker
-    from birthright.db.operations import WorkOrders
-    from birthright.enrollment.model import WorkOrderSpec
-
-    engine = make_engine(settings.effective_database_url)
-    orders = WorkOrders(make_sessionmaker(engine))
-    now = datetime.now(UTC)
-
-    def spec(wo: str, quantity: int, prefix: str, **extra: int) -> WorkOrderSpec:
-        return WorkOrderSpec(
-            work_order_id=wo,
-            product=settings.product,
-            site="site1",
-            line="line1",
-            quantity=quantity,
-            serial_prefix=prefix,
-            serial_first=1,
-            serial_last=quantity * 2,
-            valid_from=now,
-            valid_until=now + timedelta(days=30),
-            **extra,
-        )
-
-    main = orders.open(
-        spec(WORK_ORDER_ID, devices, settings.serial_prefix, rate_ceiling_per_minute=600), now=now
-    )
-    # A second, small order on the same line: the red-team attempts run against it.
-    orders.open(spec(REWORK_ORDER_ID, 2, settings.serial_prefix + "R"), now=now)
-    engine.dispose()
-    console.print(
-        f"work order {main.work_order_id}: {main.quantity} × {main.product} "
-        f"on {main.site}/{main.line}"
-    )
 
 
 def demo(
@@ -116,7 +82,7 @@ def demo(
             )
         shutil.rmtree(ws.root)
     ws.create()
-    settings = load_settings(ws.root, port=_free_port(), est=True)
+    settings = load_settings(ws.root, port=free_port(), est=True)
     write_settings_file(settings, ("port", "organization", "product", "serial_prefix", "est"))
     root_pem = ws.ca_dir / "root.pem"
     station_dir = ws.root / "station"
@@ -152,7 +118,7 @@ def demo(
     upgrade(settings.effective_database_url)
     engine = make_engine(settings.effective_database_url)
     sessions = make_sessionmaker(engine)
-    _open_work_orders(settings, devices)
+    open_work_orders(settings, devices)
     vendor = require_genuine_chips(
         ws, sessions, devices_dir=ws.devices_dir, product=settings.product
     )
@@ -240,7 +206,12 @@ def demo(
         enrolled = Operations(sessions).devices()
         proven_by = Counter(d.se_proof for d in enrolled if d.se_proof)
         proven = sum(proven_by.values())
+        receiver = subscribe_receiver(service.url, root_pem, token=token)
         revoked = revoke_and_recall(service.url, root_pem, ca.issuing_cert, enrolled, token=token)
+        try:
+            pushed = pushed_events(receiver, revoked.revoked_serial)
+        finally:
+            receiver.stop()
         label_of = {r["serial"]: label for label, r in verdicts}
         after = attest_devices(
             devices=ws.devices_dir,
@@ -259,6 +230,11 @@ def demo(
             f"recall by serial range: preview {revoked.recall_previewed} unit(s), "
             f"executed {revoked.recall_executed} (certificateHold)"
         )
+        console.print(
+            f"a subscribed relying service got device.revoked for {pushed.revoked_serial} "
+            f"{pushed.revoked_delay_ms:.0f} ms after the revocation (ES256-signed, verified), "
+            f"and the recall's {pushed.recall_serials} serial(s) in {pushed.recall_events} event"
+        )
         with device_client(service.url, root_pem) as device_backend:
             fleet = authenticate_and_claim(
                 device_set, device_backend, revoked_label=label_of[revoked.revoked_serial]
@@ -273,6 +249,18 @@ def demo(
             f"/readyz: [bold]{ops.ready}[/]; /metrics: {ops.requests} requests timed, "
             f"{ops.enrollments_issued} enrollments issued, refusals by code: "
             f"{ops.refusal_summary()}"
+        )
+        opcert = operational_certificates(
+            device_set,
+            service.url,
+            root_pem,
+            live_label={r["serial"]: x for x, r in verdicts}[fleet.authenticated],
+            revoked_label=label_of[revoked.revoked_serial],
+        )
+        console.print(
+            f"{opcert.serial} traded its factory identity for an operational certificate "
+            f"({opcert.issuer}, until {opcert.not_after}); the revoked unit → "
+            f"[bold]{opcert.revoked_refused}[/]"
         )
 
         console.rule("[bold]8. EST (RFC 7030) and a product's policy hook")
@@ -351,6 +339,15 @@ def demo(
     )
     table.add_row("revoked device authenticating", f"refused ({fleet.revoked})")
     table.add_row(
+        "revocation pushed to a subscriber (signed webhook, verified)",
+        f"{pushed.revoked_serial} in {pushed.revoked_delay_ms:.0f} ms; recall: "
+        f"{pushed.recall_serials} serial(s) in {pushed.recall_events} event",
+    )
+    table.add_row(
+        "operational certificate (fresh chip proof in, short-lived cert out)",
+        f"{opcert.serial} until {opcert.not_after}; revoked unit → {opcert.revoked_refused}",
+    )
+    table.add_row(
         "recall (preview → execute)",
         f"{revoked.recall_previewed} → {revoked.recall_executed} on hold",
     )
@@ -413,6 +410,9 @@ def demo(
         or not fleet.authenticated
         or fleet.claim != "warranty-2y active"
         or fleet.revoked != "device_revoked"
+        or not 0 <= pushed.revoked_delay_ms < 10_000
+        or pushed.recall_serials != revoked.recall_executed
+        or opcert.revoked_refused != "device_revoked"
         or fleet.stolen_label != "device_auth_signature_invalid"
         or revoked.recall_executed != min(2, devices - 1)
         or len(recon.not_shipped) != 1

@@ -89,6 +89,7 @@ def claim(
         }
         made = backend.post_json("/v1/entitlements/claims", body)
     console.print(f"{made['serial']} {made['plan']} {made['status']} owner {made['owner']}")
+    console.print(f"transfer secret (shown once, keep it safe): {made['transfer_secret']}")
 
 
 @app.command("transfer")
@@ -97,11 +98,20 @@ def transfer(
     plan: Annotated[str, typer.Argument(help="Plan name.")],
     from_owner: Annotated[str, typer.Option("--from", help="The current owner reference.")],
     to_owner: Annotated[str, typer.Option("--to", help="The new owner reference.")],
+    secret_file: Annotated[
+        Path, typer.Option("--secret-file", help="File holding the owner's transfer secret.")
+    ],
     workspace: WorkspaceOpt = DEFAULT_WORKSPACE,
 ) -> None:
-    """Hand an entitlement to a new owner; refused (and audited) unless --from owns it."""
-    moved = _service(workspace).transfer(serial, plan, from_owner=from_owner, to_owner=to_owner)
-    console.print(f"{moved.serial} {moved.terms.plan} now owned by {moved.owner}")
+    """Hand an entitlement to a new owner; refused (and audited) unless --from owns it and
+    the secret is its current one. The new owner's secret is written back to the file."""
+    secret = secret_file.read_text().strip()
+    moved = _service(workspace).transfer(
+        serial, plan, from_owner=from_owner, to_owner=to_owner, transfer_secret=secret
+    )
+    secret_file.write_text(moved.transfer_secret + "\n")
+    e = moved.entitlement
+    console.print(f"{e.serial} {e.terms.plan} now owned by {e.owner}; new secret in {secret_file}")
 
 
 @app.command("list")

@@ -9,6 +9,7 @@ from birthright.cli import (
     ca,
     device,
     entitlement,
+    events,
     firmware,
     opcert,
     operator,
@@ -51,6 +52,7 @@ app.add_typer(seal.app, name="seal")
 app.add_typer(opcert.app, name="opcert")
 app.add_typer(operator.app, name="operator")
 app.add_typer(operator.admin_app, name="admin")
+app.add_typer(events.app, name="events")
 app.command()(crl)
 app.command("revoke")(revoke)
 app.command()(serve)

@@ -12,14 +12,16 @@ from birthright.db.models import DeviceRow, EntitlementRow
 from birthright.db.repository import _utc, append_audit, unit_of_work
 from birthright.enrollment.ports import DuplicateRecord
 from birthright.entitlements.model import Entitlement, Kind, Terms
-from birthright.entitlements.service import EntitlementExists
+from birthright.entitlements.service import EntitlementExists, TransferRequest
 
 
 class SqlEntitlementStore:
     def __init__(self, sessions: sessionmaker[Session]) -> None:
         self._sessions = sessions
 
-    def add(self, serial: str, terms: Terms, owner: str, now: datetime) -> Entitlement:
+    def add(
+        self, serial: str, terms: Terms, owner: str, secret_hash: str, now: datetime
+    ) -> Entitlement:
         try:
             with unit_of_work(self._sessions) as s:
                 s.add(
@@ -32,6 +34,7 @@ class SqlEntitlementStore:
                         owner=owner,
                         claimed_at=now,
                         updated_at=now,
+                        transfer_secret_hash=secret_hash,
                     )
                 )
                 s.flush()
@@ -40,27 +43,36 @@ class SqlEntitlementStore:
             raise EntitlementExists(f"{serial} already has a {terms.plan!r} entitlement") from e
         return Entitlement(serial, terms, owner, now, "active")
 
-    def transfer(
-        self, serial: str, plan: str, from_owner: str, to_owner: str, now: datetime
-    ) -> Entitlement | None:
+    def transfer(self, request: TransferRequest, new_secret_hash: str, now: datetime) -> bool:
+        e = EntitlementRow
+        active = select(DeviceRow.serial).where(
+            DeviceRow.serial == request.serial, DeviceRow.status == "active"
+        )
         with unit_of_work(self._sessions) as s:
             moved = s.execute(
-                update(EntitlementRow)
+                update(e)
                 .where(
-                    EntitlementRow.serial == serial,
-                    EntitlementRow.plan == plan,
-                    EntitlementRow.owner == from_owner,
+                    e.serial == request.serial,
+                    e.plan == request.plan,
+                    e.owner == request.from_owner,
+                    e.transfer_secret_hash == request.secret_hash,
+                    e.serial.in_(active),
                 )
-                .values(owner=to_owner, updated_at=now)
+                .values(
+                    owner=request.to_owner, transfer_secret_hash=new_secret_hash, updated_at=now
+                )
             )
             if getattr(moved, "rowcount", 0) != 1:
-                return None
+                return False
             event = _event(
-                "entitlement.transfer", serial, plan, owner=to_owner, previous=from_owner
+                "entitlement.transfer",
+                request.serial,
+                request.plan,
+                owner=request.to_owner,
+                previous=request.from_owner,
             )
             append_audit(s, event, now)
-        found = self.find(serial=serial, owner=None, plan=plan, limit=1)
-        return found[0] if found else None
+        return True
 
     def find(
         self, *, serial: str | None, owner: str | None, plan: str | None, limit: int

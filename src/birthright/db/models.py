@@ -390,6 +390,8 @@ class EntitlementRow(Base):
     owner: Mapped[str] = mapped_column(String(128))
     claimed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    #: SHA-256 (hex) of the owner's one-time transfer secret; rotated by each transfer.
+    transfer_secret_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
 
 class KeyAgreementKeyRow(Base):
@@ -438,3 +440,50 @@ class OperatorTokenRow(Base):
     operator: Mapped[str] = mapped_column(String(32), ForeignKey("operators.name"), index=True)
     label: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class EventSubscriptionRow(Base):
+    """A relying service's webhook: where to post which event types (ADR 0012)."""
+
+    __tablename__ = "event_subscriptions"
+
+    subscription_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    url: Mapped[str] = mapped_column(String(2048))
+    #: Comma-separated event types.
+    event_types: Mapped[str] = mapped_column(Text)
+    description: Mapped[str] = mapped_column(String(200), default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class EventRow(Base):
+    """The outbox: one fact, written in the transaction of the change it reports."""
+
+    __tablename__ = "events"
+
+    event_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    event_type: Mapped[str] = mapped_column(String(32))
+    occurred_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    #: The JSON body every delivery of this event sends, byte for byte.
+    payload: Mapped[str] = mapped_column(Text)
+
+
+class EventDeliveryRow(Base):
+    """One event owed to one subscription: pending, delivered or dead (attempts spent)."""
+
+    __tablename__ = "event_deliveries"
+    __table_args__ = (
+        Index("ix_event_deliveries_due", "status", "next_attempt_at"),
+        Index("ix_event_deliveries_subscription", "subscription_id", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    event_id: Mapped[str] = mapped_column(String(40), ForeignKey("events.event_id"))
+    subscription_id: Mapped[str] = mapped_column(
+        String(32), ForeignKey("event_subscriptions.subscription_id")
+    )
+    status: Mapped[str] = mapped_column(String(16))  # pending | delivered | dead
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    last_error: Mapped[str | None] = mapped_column(String(200), nullable=True)

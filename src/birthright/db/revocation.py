@@ -6,15 +6,18 @@ import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from typing import Any
 
-from sqlalchemy import ColumnElement, Engine, delete, insert, literal, select, update
+from sqlalchemy import ColumnElement, Engine, Select, delete, insert, literal, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from birthright.audit.events import AuditEvent
+from birthright.db.events import write_event
 from birthright.db.models import (
     CrlStateRow,
     DeviceFirmwareRow,
     DeviceRow,
+    EntitlementRow,
     RecallRow,
     RevocationRow,
     WorkOrderRow,
@@ -116,6 +119,10 @@ def selection_filter(selection: Selection, cutoff: int | None) -> list[ColumnEle
         )
         where.append(d.serial.in_(running))
     return where
+
+
+def _recalled(recall_id: str) -> Select[str]:
+    return select(RevocationRow.serial).where(RevocationRow.recall_id == recall_id)
 
 
 class SqlRevocationTx:
@@ -272,6 +279,26 @@ class SqlRevocationTx:
 
     def audit(self, event: AuditEvent, now: datetime) -> None:
         append_audit(self._s, event, now)
+
+    def emit(self, event_type: str, data: dict[str, Any], now: datetime) -> None:
+        write_event(self._s, event_type, data, now)
+
+    def entitlements(
+        self, *, serial: str | None = None, recall_id: str | None = None
+    ) -> list[dict[str, str]]:
+        e = EntitlementRow
+        query = select(e.serial, e.plan, e.kind, e.owner).order_by(e.id)
+        if serial is not None:
+            query = query.where(e.serial == serial)
+        if recall_id is not None:
+            query = query.where(e.serial.in_(_recalled(recall_id)))
+        return [
+            {"serial": r.serial, "plan": r.plan, "kind": r.kind, "owner": r.owner}
+            for r in self._s.execute(query)
+        ]
+
+    def recalled_serials(self, recall_id: str) -> list[str]:
+        return list(self._s.scalars(_recalled(recall_id).order_by(RevocationRow.serial)))
 
 
 def _crl_state(row: CrlStateRow | None) -> CrlState:

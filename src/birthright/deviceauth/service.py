@@ -11,8 +11,9 @@ from typing import Protocol
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from birthright.attest.service import ChainMalformed, NonceStore
+from birthright.attest.service import NonceStore
 from birthright.audit.events import AuditEvent
+from birthright.ca.verify import parse_chain
 from birthright.deviceauth.checks import (
     ChainVerifier,
     DeviceAuthRefused,
@@ -22,12 +23,9 @@ from birthright.deviceauth.checks import (
 from birthright.deviceauth.token import parse_token
 from birthright.enrollment.model import DeviceRecord
 from birthright.errors import InputError, NotFoundError
-from birthright.types import Nonce, ProductSerial
+from birthright.types import DEVICE_AUTH_NONCE_PREFIX, Nonce, ProductSerial
 
-#: Device-auth nonces carry this prefix, which a URL-safe random nonce never contains: an
-#: attestation nonce cannot pass as a device-auth nonce.
-NONCE_PREFIX = "da."
-MAX_CHAIN_CERTS = 4
+NONCE_PREFIX = DEVICE_AUTH_NONCE_PREFIX
 
 
 class DeviceDirectory(Protocol):
@@ -138,18 +136,3 @@ class DeviceAuthService:
             "replayed": "device_auth_replayed",
         }.get(outcome, "device_auth_nonce_unknown")
         raise DeviceAuthRefused(f"the nonce is {outcome.replace('_', ' ')}", code=code)
-
-
-def parse_chain(chain: Sequence[bytes]) -> list[x509.Certificate]:
-    if not 1 <= len(chain) <= MAX_CHAIN_CERTS:
-        raise ChainMalformed(f"the chain must hold 1 to {MAX_CHAIN_CERTS} certificates")
-    certs = []
-    for item in chain:
-        try:
-            if item.lstrip().startswith(b"-----BEGIN"):
-                certs.append(x509.load_pem_x509_certificate(item))
-            else:
-                certs.append(x509.load_der_x509_certificate(item))
-        except ValueError as e:
-            raise ChainMalformed("a certificate in the chain does not parse") from e
-    return certs

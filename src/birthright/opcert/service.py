@@ -22,6 +22,7 @@ from birthright.ca.csr import parse_csr
 from birthright.ca.operational import DEFAULT_LIFETIME, OperationalCa
 from birthright.enrollment.model import DeviceRecord
 from birthright.errors import BirthrightError, InputError, NotFoundError, TrustError
+from birthright.types import DEVICE_AUTH_NONCE_PREFIX
 
 
 class Devices(Protocol):
@@ -72,6 +73,11 @@ class OperationalCertService:
                 raise TrustError(
                     "the request is not signed by the device's factory identity key",
                     code="key_mismatch",
+                )
+            if nonce.startswith(DEVICE_AUTH_NONCE_PREFIX):
+                raise TrustError(
+                    "the challenge nonce was issued for device authentication",
+                    code="nonce_wrong_purpose",
                 )
             outcome = self._nonces.consume(nonce, serial, now)
             if outcome != "valid":

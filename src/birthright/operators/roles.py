@@ -40,6 +40,9 @@ class Permission(StrEnum):
     SEAL = "devices.seal"
     AUDIT_VIEW = "audit.view"
     OPERATORS_MANAGE = "operators.manage"
+    #: Webhook subscriptions to fleet events: they make the service call out to a URL.
+    EVENTS_VIEW = "events.view"
+    EVENTS_MANAGE = "events.manage"
 
 
 P = Permission
@@ -52,6 +55,7 @@ _READ_ALL = frozenset(
         P.REPORTS_VIEW,
         P.PRODUCTS_VIEW,
         P.ENTITLEMENTS_VIEW,
+        P.EVENTS_VIEW,
     }
 )
 

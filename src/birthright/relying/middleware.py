@@ -22,9 +22,8 @@ from datetime import datetime
 from cryptography import x509
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from birthright.ca.verify import verify_device_chain
+from birthright.ca.verify import parse_chain, verify_device_chain
 from birthright.deviceauth.checks import DeviceAuthRefused, DeviceRevoked, check_offline
-from birthright.deviceauth.service import parse_chain
 from birthright.deviceauth.token import parse_token
 from birthright.errors import BirthrightError, TransientError
 from birthright.relying.status import MemoryNonces, StatusSource

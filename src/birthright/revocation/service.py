@@ -14,6 +14,7 @@ from typing import Protocol
 
 from birthright.audit.events import AuditEvent
 from birthright.errors import ConflictError, InputError, NotFoundError
+from birthright.revocation.events import EventTx, emit_entitlements, emit_recall, unit_data
 from birthright.revocation.model import (
     CertStatus,
     CrlState,
@@ -35,7 +36,7 @@ log = logging.getLogger(__name__)
 SAMPLE_SIZE = 10
 
 
-class RevocationTx(Protocol):
+class RevocationTx(EventTx, Protocol):
     """One database transaction of the revocation use cases."""
 
     def device(self, serial: str) -> DeviceState | None:
@@ -155,6 +156,11 @@ class RevocationService:
                 ),
                 now,
             )
+            event = "device.revoked" if reason.final else "device.held"
+            tx.emit(event, unit_data(revocation, device.status), now)
+            emit_entitlements(
+                tx, "entitlement.suspended", event, tx.entitlements(serial=serial), now
+            )
         log.info("unit revoked serial=%s reason=%s", serial, reason.value)
         return revocation
 
@@ -193,6 +199,10 @@ class RevocationService:
                 ),
                 now,
             )
+            data = {"serial": serial, "cert_serial": device.cert_serial, "status": "active"}
+            tx.emit("device.released", data, now)
+            held = tx.entitlements(serial=serial)
+            emit_entitlements(tx, "entitlement.resumed", "device.released", held, now)
         return DeviceState(device.serial, device.cert_serial, "active")
 
     def status(self, serial: str) -> tuple[DeviceState, Revocation | None]:
@@ -285,6 +295,7 @@ class RevocationService:
                 ),
                 now,
             )
+            emit_recall(tx, recall, revoked, now)
         log.info("recall executed recall_id=%s count=%d", recall.recall_id, revoked)
         return RecallResult(recall.recall_id, revoked, recall.reason)
 

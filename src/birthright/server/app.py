@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
+import httpx
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
@@ -22,11 +23,13 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from birthright import __version__
 from birthright.errors import BirthrightError, RateLimitedError, TransientError
+from birthright.events.dispatch import Dispatcher
 from birthright.observability.http import Observe
-from birthright.server import report_schedule
-from birthright.server.backend import Backend
+from birthright.server import event_dispatch, report_schedule
+from birthright.server.backend import Backend, utc_now
 from birthright.server.console import actions as console_actions
 from birthright.server.console import pages as console_pages
+from birthright.server.event_dispatch import HttpPoster
 from birthright.server.limits import ClientRateLimit
 from birthright.server.routes import (
     attestation,
@@ -36,6 +39,7 @@ from birthright.server.routes import (
     enrollment,
     entitlements,
     est,
+    events,
     opcert,
     ops,
     products,
@@ -126,18 +130,30 @@ class BodyLimit:
 
 @asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """Background work that lives as long as the service: the daily report schedule."""
+    """Background work that lives as long as the service: the daily report schedule and the
+    event dispatcher (ADR 0012)."""
     backend: Backend = app.state.backend
-    running: tuple[asyncio.Task[None], asyncio.Event] | None = None
-    if backend.report_schedule is not None:
-        running = report_schedule.start(backend.reports, backend.report_schedule)
-    try:
-        yield
-    finally:
-        if running is not None:
-            task, stop = running
-            stop.set()
-            await asyncio.gather(task, return_exceptions=True)
+    running: list[tuple[asyncio.Task[None], asyncio.Event]] = []
+    async with httpx.AsyncClient(follow_redirects=False) as client:
+        if backend.report_schedule is not None:
+            running.append(report_schedule.start(backend.reports, backend.report_schedule))
+        if backend.event_policy is not None and backend.event_signer is not None:
+            dispatcher = Dispatcher(
+                store=backend.event_store,
+                signer=backend.event_signer,
+                post=HttpPoster(client),
+                policy=backend.event_policy,
+                clock=utc_now,
+            )
+            running.append(
+                event_dispatch.start(dispatcher, backend.event_policy, app.state.event_wake)
+            )
+        try:
+            yield
+        finally:
+            for _task, stop in running:
+                stop.set()
+            await asyncio.gather(*(task for task, _stop in running), return_exceptions=True)
 
 
 def create_app(backend: Backend) -> FastAPI:
@@ -155,6 +171,7 @@ def create_app(backend: Backend) -> FastAPI:
         lifespan=_lifespan,
     )
     app.state.backend = backend
+    app.state.event_wake = event_dispatch.Wake()
     app.state.station_auth = backend.station_auth
     if backend.station_auth is None:
         log.warning("station authentication is OFF: station ids in request bodies are trusted")
@@ -172,6 +189,7 @@ def create_app(backend: Backend) -> FastAPI:
     app.include_router(est.router)
     app.include_router(console_pages.router)
     app.include_router(console_actions.router)
+    app.include_router(events.router)
 
     @app.exception_handler(BirthrightError)
     async def _domain_error(_request: Request, exc: BirthrightError) -> JSONResponse:

@@ -23,6 +23,7 @@ from birthright.db.attestation import SqlAttestationRecords, SqlNonceStore
 from birthright.db.audit_sink import SqlAuditSink
 from birthright.db.engine import make_engine, make_sessionmaker
 from birthright.db.entitlements import SqlEntitlementStore
+from birthright.db.events import SqlEventStore
 from birthright.db.firmware import SqlFirmwareReleases
 from birthright.db.migrate import current_revision, head_revision
 from birthright.db.observability import ping
@@ -41,6 +42,9 @@ from birthright.enrollment.service import EnrollmentService
 from birthright.entitlements.service import EntitlementService
 from birthright.errors import ConfigError
 from birthright.est.service import EstEnrollment
+from birthright.events.model import DeliveryPolicy
+from birthright.events.service import SubscriptionService
+from birthright.events.signing import EVENT_KEY, EventSigner
 from birthright.genuine import SeProofVerifiers
 from birthright.genuine.pkcs11_vendor import Pkcs11VendorVerifier
 from birthright.genuine.tpm import TpmProofVerifier
@@ -120,6 +124,19 @@ class Backend:
     secure_cookies: bool = True
     #: Checks the audit chain's signed checkpoints in the console (None: no key yet).
     audit_public_key: ec.EllipticCurvePublicKey | None = None
+    #: Signs webhook deliveries of fleet events (ADR 0012).
+    event_signer: EventSigner | None = None
+    #: How this process delivers the outbox; None when it does not dispatch.
+    event_policy: DeliveryPolicy | None = None
+
+    @property
+    def event_store(self) -> SqlEventStore:
+        return SqlEventStore(self.sessions)
+
+    @property
+    def events(self) -> SubscriptionService:
+        """Webhook subscriptions of relying services (ADR 0012)."""
+        return SubscriptionService(store=self.event_store, clock=utc_now)
 
     @property
     def manifests(self) -> ReconcileStore:
@@ -245,6 +262,20 @@ def build_backend(settings: Settings, *, ca: FactoryCa | None = None) -> Backend
         ),
         secure_cookies=settings.tls,
         audit_public_key=load_audit_public_key(settings),
+        event_signer=EventSigner(load_or_create_key(settings.ws, EVENT_KEY)),
+        event_policy=_event_policy(settings),
+    )
+
+
+def _event_policy(settings: Settings) -> DeliveryPolicy | None:
+    if not settings.event_dispatch:
+        return None
+    return DeliveryPolicy(
+        max_attempts=settings.event_max_attempts,
+        first_retry=timedelta(seconds=settings.event_first_retry_seconds),
+        timeout=timedelta(seconds=settings.event_timeout_seconds),
+        lease=timedelta(seconds=settings.event_lease_seconds),
+        poll=timedelta(seconds=settings.event_poll_seconds),
     )
 
 

@@ -56,6 +56,11 @@ class ClaimBody(Strict):
 class TransferBody(Strict):
     from_owner: str = Field(min_length=1, max_length=128)
     to_owner: str = Field(min_length=1, max_length=128)
+    transfer_secret: str = Field(
+        min_length=1,
+        max_length=128,
+        description="The current owner's transfer secret (from the claim or the last transfer).",
+    )
 
 
 class EntitlementResponse(BaseModel):
@@ -68,6 +73,13 @@ class EntitlementResponse(BaseModel):
     claimed_at: datetime
     status: Literal["pending", "active", "expired", "suspended"] = Field(
         description="`suspended` while the device is revoked or on hold."
+    )
+
+
+class GrantedResponse(EntitlementResponse):
+    transfer_secret: str = Field(
+        description="The owner's one-time secret to transfer this entitlement; shown only "
+        "once, stored hashed, replaced by each transfer."
     )
 
 

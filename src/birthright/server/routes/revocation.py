@@ -181,6 +181,13 @@ async def ocsp_post(request: Request) -> Response:
     return _ocsp_response(_revocation_service(request).ocsp(body))
 
 
+def _events_written(request: Request) -> None:
+    """Wake this process's event dispatcher: the change just committed its events."""
+    wake = getattr(request.app.state, "event_wake", None)
+    if wake is not None:
+        wake()
+
+
 # -- operator: revoke, hold, release, recall (no operator auth yet: see module docstring) --
 
 
@@ -191,9 +198,11 @@ async def ocsp_post(request: Request) -> Response:
     responses={**errors(400, 404, 409, 422), **OPERATOR_ERRORS},
     dependencies=[require(Permission.REVOCATION_MANAGE)],
 )
-def revoke(backend: BackendDep, body: RevokeBody) -> RevocationResponse:
+def revoke(backend: BackendDep, body: RevokeBody, request: Request) -> RevocationResponse:
     """Revoke one unit (operator: revocation.manage)."""
-    return _revocation(backend.revocation.revoke(body.serial, Reason.parse(body.reason)))
+    done = backend.revocation.revoke(body.serial, Reason.parse(body.reason))
+    _events_written(request)
+    return _revocation(done)
 
 
 @router.post(
@@ -202,9 +211,12 @@ def revoke(backend: BackendDep, body: RevokeBody) -> RevocationResponse:
     responses={**errors(404, 409, 422), **OPERATOR_ERRORS},
     dependencies=[require(Permission.REVOCATION_MANAGE)],
 )
-def release(backend: BackendDep, serial: str = Path(pattern=SERIAL)) -> StatusResponse:
+def release(
+    backend: BackendDep, request: Request, serial: str = Path(pattern=SERIAL)
+) -> StatusResponse:
     """Lift a certificateHold (operator: revocation.manage)."""
     device = backend.revocation.release(serial)
+    _events_written(request)
     return StatusResponse(serial=device.serial, cert_serial=device.cert_serial, status="active")
 
 
@@ -250,10 +262,13 @@ def preview(backend: BackendDep, body: PreviewBody) -> PreviewResponse:
     responses={**errors(404, 409, 422), **OPERATOR_ERRORS},
     dependencies=[require(Permission.REVOCATION_MANAGE)],
 )
-def execute(backend: BackendDep, token: str = Path(pattern=RECALL_TOKEN_PATTERN)) -> RecallResponse:
+def execute(
+    backend: BackendDep, request: Request, token: str = Path(pattern=RECALL_TOKEN_PATTERN)
+) -> RecallResponse:
     """Revoke the previewed set in one transaction (operator)."""
     result = backend.revocation.execute(token)
     metrics.REVOCATIONS.labels("recall").inc(result.revoked)
+    _events_written(request)
     return RecallResponse(
         recall_id=result.recall_id, revoked=result.revoked, reason=result.reason.value
     )
