@@ -8,6 +8,7 @@ Each replica's metrics count what it answered, summed over its workers."""
 from __future__ import annotations
 
 import os
+import secrets
 import subprocess
 import sys
 import time
@@ -24,7 +25,9 @@ from cryptography.x509 import ocsp
 
 from birthright.ca.authority import init_workspace_ca
 from birthright.db.engine import make_engine
+from birthright.operators.roles import Role
 from birthright.server.backend import build_backend
+from birthright.server.operator_auth import SESSION_COOKIE
 from birthright.settings import load_settings
 from tests.conftest import free_port, operator_token
 from tests.integration.burst import seed
@@ -32,6 +35,9 @@ from tests.integration.test_enrollment_api import csr_b64
 from tests.integration.test_observability import Samples, ocsp_der, scrape, value
 
 pytestmark = pytest.mark.postgres
+
+CONSOLE_ADMIN = "console-admin"
+CONSOLE_PASSWORD = secrets.token_urlsafe(18)
 
 WO = "WO-REPLICA"
 RESERVATIONS_ON_A = 6
@@ -96,6 +102,7 @@ def replicas(postgres_url: str, tmp_path: Path) -> Iterator[tuple[Replica, Repli
     engine.dispose()
     backend = build_backend(settings)
     token = operator_token(backend)  # one operator, valid on every replica
+    backend.operators.create(CONSOLE_ADMIN, Role.ADMIN, CONSOLE_PASSWORD)
     backend.close()
     config = tmp_path / "birthright.toml"
     config.write_text(
@@ -188,3 +195,27 @@ def test_two_replicas_serve_the_same_records(replicas: tuple[Replica, Replica]) 
     assert value(a_after, "birthright_work_order_quota_used", **labels) == 1
     assert value(b_after, "birthright_work_order_quota_used", **labels) == 1
     assert a.proc.poll() is None and b.proc.poll() is None
+
+
+def test_a_console_session_opened_on_one_replica_is_good_on_the_other(
+    replicas: tuple[Replica, Replica],
+) -> None:
+    """Sessions live in the shared database: a load balancer may send an operator's next page
+    to any replica, and both show the same day."""
+    a, b = replicas
+    with httpx.Client(base_url=a.url, timeout=30) as on_a:
+        login = on_a.post(
+            "/console/login", data={"name": CONSOLE_ADMIN, "password": CONSOLE_PASSWORD}
+        )
+        assert login.status_code == 303, login.text
+        session = on_a.cookies[SESSION_COOKIE]
+        page_a = on_a.get("/console/work-orders")
+    with httpx.Client(base_url=b.url, cookies={SESSION_COOKIE: session}, timeout=30) as on_b:
+        page_b = on_b.get("/console/work-orders")
+        assert page_b.status_code == 200, page_b.text
+        assert WO in page_b.text
+        assert on_b.get("/console").status_code == 200
+    assert page_a.status_code == 200
+    assert WO in page_a.text
+    with httpx.Client(base_url=b.url, timeout=30) as stranger:  # no session: the login page
+        assert stranger.get("/console/work-orders").status_code in (303, 401)
