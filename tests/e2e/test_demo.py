@@ -32,6 +32,7 @@ def test_demo_provisions_attests_and_exports_verifiable_certificates(tmp_path: P
     assert "/readyz: ready;" in run.stdout  # and the metrics counted what the service did
     assert "ready; 4 issued; refused" in run.stdout
     assert "key_shared 1" in run.stdout
+    assert "OCSP says revoked (serve-status: revoked)" in " ".join(run.stdout.split())
     flat = " ".join(run.stdout.split())
     assert "got device.revoked for" in flat  # pushed to a subscriber, signature verified
     assert "and the recall's 2 serial(s) in 1 event" in flat

@@ -136,8 +136,19 @@ def demo(
         now=datetime.now(UTC),
     )
     console.print(f"station {STATION_ID}: key in its token, certificates from the station CA")
-    with ServiceProcess(ws, settings.effective_public_url, ca_file=root_pem) as service:
+    status_url = f"http://127.0.0.1:{free_port()}"
+    status_responder = ServiceProcess(
+        ws,
+        status_url,
+        start_timeout=60.0,
+        command=("serve-status", "--port", status_url.rsplit(":", 1)[1], "--workers", "2"),
+    )
+    with (
+        ServiceProcess(ws, settings.effective_public_url, ca_file=root_pem) as service,
+        status_responder,
+    ):
         console.print(f"serving on {service.url}: mutual TLS, signed station requests")
+        console.print(f"OCSP and CRL on {status_url} too: `birthright serve-status`, 2 workers")
 
         console.rule("[bold]4. Provisioning station")
         run = run_provisioning(
@@ -207,7 +218,9 @@ def demo(
         proven_by = Counter(d.se_proof for d in enrolled if d.se_proof)
         proven = sum(proven_by.values())
         receiver = subscribe_receiver(service.url, root_pem, token=token)
-        revoked = revoke_and_recall(service.url, root_pem, ca.issuing_cert, enrolled, token=token)
+        revoked = revoke_and_recall(
+            service.url, root_pem, ca.issuing_cert, enrolled, token=token, status_url=status_url
+        )
         try:
             pushed = pushed_events(receiver, revoked.revoked_serial)
         finally:
@@ -223,7 +236,8 @@ def demo(
         revoked_attests = after["verdict"]
         console.print(
             f"revoked {revoked.revoked_serial} (keyCompromise): OCSP says "
-            f"{revoked.ocsp_status}, CRL lists {revoked.crl_entries}, attestation now "
+            f"{revoked.ocsp_status} (serve-status: {revoked.status_responder_says}), "
+            f"CRL lists {revoked.crl_entries}, attestation now "
             f"[bold]{revoked_attests}[/]"
         )
         console.print(
@@ -329,8 +343,9 @@ def demo(
     for attempt, code in refusals.items():
         table.add_row(attempt, f"refused ({code})")
     table.add_row(
-        "revoked unit (OCSP / CRL / attestation)",
-        f"{revoked.ocsp_status} / {revoked.crl_entries} listed / {revoked_attests}",
+        "revoked unit (OCSP / serve-status OCSP / CRL / attestation)",
+        f"{revoked.ocsp_status} / {revoked.status_responder_says} / {revoked.crl_entries} "
+        f"listed / {revoked_attests}",
     )
     table.add_row(
         "device auth + warranty claim (chip-signed, challenge-bound token)",
@@ -406,7 +421,8 @@ def demo(
         or replay != ["nonce.replayed"]
         or not audit.ok
         or list(refusals.values()) != EXPECTED_REFUSALS
-        or (revoked.ocsp_status, revoked_attests) != ("revoked", "fail")
+        or (revoked.ocsp_status, revoked.status_responder_says) != ("revoked", "revoked")
+        or revoked_attests != "fail"
         or not fleet.authenticated
         or fleet.claim != "warranty-2y active"
         or fleet.revoked != "device_revoked"

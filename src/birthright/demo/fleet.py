@@ -22,6 +22,8 @@ from birthright.enrollment.model import DeviceRecord
 class RevocationShow:
     revoked_serial: str
     ocsp_status: str
+    #: The same question to ``birthright serve-status`` (plain HTTP, its own workers).
+    status_responder_says: str
     crl_entries: int
     recall_previewed: int
     recall_executed: int
@@ -34,9 +36,11 @@ def revoke_and_recall(
     devices: list[DeviceRecord],
     *,
     token: str,
+    status_url: str,
 ) -> RevocationShow:
-    """Revoke the first unit (key compromise), ask OCSP and the CRL about it, then preview
-    and execute a recall (certificate hold) of the next two units by serial range."""
+    """Revoke the first unit (key compromise), ask OCSP (the service's, and the status
+    responder's at ``status_url``) and the CRL about it, then preview and execute a recall
+    (certificate hold) of the next two units by serial range."""
     verify = ssl.create_default_context(cafile=str(root_pem))
     first, second, third = sorted(devices, key=lambda d: d.serial)[:3]
     auth = {"Authorization": f"Bearer {token}"}
@@ -55,6 +59,13 @@ def revoke_and_recall(
             headers={"content-type": "application/ocsp-request"},
         )
         status = ocsp.load_der_ocsp_response(answer.content).certificate_status.name.lower()
+        plain = httpx.post(
+            f"{status_url}/ocsp",
+            content=request.public_bytes(Encoding.DER),
+            headers={"content-type": "application/ocsp-request"},
+            timeout=10,
+        )
+        responder = ocsp.load_der_ocsp_response(plain.content).certificate_status.name.lower()
         crl = x509.load_der_x509_crl(http.get("/crl/issuing.crl").content)
         preview = http.post(
             "/v1/recalls/preview",
@@ -69,6 +80,7 @@ def revoke_and_recall(
     return RevocationShow(
         revoked_serial=first.serial,
         ocsp_status=status,
+        status_responder_says=responder,
         crl_entries=len(list(crl)),
         recall_previewed=int(preview.json()["count"]),
         recall_executed=int(executed.json()["revoked"]),

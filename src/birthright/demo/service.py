@@ -16,11 +16,21 @@ from birthright.workspace import Workspace
 
 
 class ServiceProcess:
+    """``birthright <command> --workspace WS [args]`` (default: ``serve``), up once it answers
+    ``/healthz``."""
+
     def __init__(
-        self, ws: Workspace, url: str, *, ca_file: Path | None = None, start_timeout: float = 30.0
+        self,
+        ws: Workspace,
+        url: str,
+        *,
+        ca_file: Path | None = None,
+        start_timeout: float = 30.0,
+        command: tuple[str, ...] = ("serve",),
     ) -> None:
         self.ws = ws
         self.url = url
+        self._command = command
         self._verify: ssl.SSLContext | bool = (
             ssl.create_default_context(cafile=str(ca_file)) if ca_file else True
         )
@@ -29,15 +39,17 @@ class ServiceProcess:
 
     def __enter__(self) -> ServiceProcess:
         self.ws.log_dir.mkdir(parents=True, exist_ok=True)
-        out = (self.ws.log_dir / "serve.out").open("ab")
+        log = self.ws.log_dir / f"{self._command[0]}.out"
+        out = log.open("ab")
         self._proc = subprocess.Popen(
             [
                 sys.executable,
                 "-m",
                 "birthright.cli.main",
-                "serve",
+                self._command[0],
                 "--workspace",
                 str(self.ws.root),
+                *self._command[1:],
             ],
             stdout=out,
             stderr=subprocess.STDOUT,
@@ -47,8 +59,7 @@ class ServiceProcess:
         while time.monotonic() < deadline:
             if self._proc.poll() is not None:
                 raise TransientError(
-                    f"the service exited at start; see {self.ws.log_dir / 'serve.out'}",
-                    code="service_failed",
+                    f"the service exited at start; see {log}", code="service_failed"
                 )
             try:
                 health = httpx.get(f"{self.url}/healthz", timeout=1, verify=self._verify)
