@@ -122,6 +122,8 @@ def _provision_all(
 
 
 def run(units: int, workdir: Path) -> dict[str, Any]:
+    """One run, in a process of its own (see ``main``): the PKCS#11 module binds one SoftHSM2
+    configuration per process, and each run makes a new one."""
     from birthright.se.sim import create_devices
 
     shutil.rmtree(workdir, ignore_errors=True)
@@ -137,17 +139,12 @@ def run(units: int, workdir: Path) -> dict[str, Any]:
         tag="ov",
     )
     with service_process(ws, free_port(), ca_file=ws / "ca" / "root.pem") as (url, proc):
-        # Its own process: the PKCS#11 module binds one SoftHSM2 configuration per process.
-        spawn = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(1, mp_context=spawn) as pool:
-            journal = workdir / "journal.db"
-            # The first unit pays one-off costs (TLS handshake, first queries): not measured.
-            pool.submit(_provision_all, devices, station_dir, url, journal, slice(0, 1)).result()
-            server_cpu = cpu_seconds(proc.pid)
-            result: dict[str, Any] = pool.submit(
-                _provision_all, devices, station_dir, url, journal, slice(1, None)
-            ).result()
-            result["server_cpu"] = (cpu_seconds(proc.pid) - server_cpu) / units
+        journal = workdir / "journal.db"
+        # The first unit pays one-off costs (TLS handshake, first queries): not measured.
+        _provision_all(devices, station_dir, url, journal, slice(0, 1))
+        server_cpu = cpu_seconds(proc.pid)
+        result = _provision_all(devices, station_dir, url, journal, slice(1, None))
+        result["server_cpu"] = (cpu_seconds(proc.pid) - server_cpu) / units
     return result
 
 
@@ -159,7 +156,9 @@ def main() -> None:
     args = parser.parse_args()
     per_run: list[dict[str, float]] = []
     for i in range(args.runs):
-        result = run(args.units, args.workdir / f"run-{i}")
+        spawn = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(1, mp_context=spawn) as pool:
+            result = pool.submit(run, args.units, args.workdir / f"run-{i}").result()
         wall, chip = result["wall"], result["chip"]
         overhead = [(w - c) * 1000 for w, c in zip(wall, chip, strict=True)]
         per_run.append(
