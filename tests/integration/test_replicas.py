@@ -100,7 +100,7 @@ def replicas(postgres_url: str, tmp_path: Path) -> Iterator[tuple[Replica, Repli
     engine = make_engine(postgres_url)
     seed(engine, stations=1, work_order=WO, quantity=50)
     engine.dispose()
-    backend = build_backend(settings)
+    backend = build_backend(settings.model_copy(update={"tls": False, "station_auth": False}))
     token = operator_token(backend)  # one operator, valid on every replica
     backend.operators.create(CONSOLE_ADMIN, Role.ADMIN, CONSOLE_PASSWORD)
     backend.close()
