@@ -174,10 +174,12 @@ class ThreadServer:
             self.thread.join(timeout=10)
 
 
-@pytest.fixture
-def served(settings: Settings, factory_ca: FactoryCa) -> Iterator[ServedBackend]:
-    """The real service on 127.0.0.1 over HTTP, in a thread of this process."""
-    backend = build_backend(settings, ca=factory_ca)
+def serve_backend(
+    settings: Settings, factory_ca: FactoryCa, **overrides: object
+) -> Iterator[ServedBackend]:
+    """The real service on 127.0.0.1 over HTTP, in a thread of this process, built from
+    ``settings`` with ``overrides``; stopped and closed when the generator ends."""
+    backend = build_backend(settings.model_copy(update=overrides), ca=factory_ca)
     server = ThreadServer(backend, settings.port)
     server.start()
     try:
@@ -185,6 +187,12 @@ def served(settings: Settings, factory_ca: FactoryCa) -> Iterator[ServedBackend]
     finally:
         server.stop()
         backend.close()
+
+
+@pytest.fixture
+def served(settings: Settings, factory_ca: FactoryCa) -> Iterator[ServedBackend]:
+    """The real service on 127.0.0.1 over HTTP, in a thread of this process."""
+    yield from serve_backend(settings, factory_ca)
 
 
 def seed_line(

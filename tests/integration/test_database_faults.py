@@ -21,9 +21,8 @@ import pytest
 
 from birthright.ca.authority import init_workspace_ca
 from birthright.db.migrate import upgrade
-from birthright.server.backend import build_backend
 from birthright.settings import Settings, load_settings
-from tests.conftest import ServedBackend, ThreadServer, free_port
+from tests.conftest import ServedBackend, free_port, serve_backend
 from tests.integration.burst import Outcome, check_invariants, run_station, seed
 from tests.integration.pgserver import ThrowawayPostgres, pg_bin
 
@@ -56,14 +55,7 @@ def serve_on(url: str, tmp_path: Path) -> Iterator[ServedBackend]:
     )
     settings.ws.create()
     ca = init_workspace_ca(settings, now=datetime.now(UTC))
-    backend = build_backend(settings, ca=ca)
-    server = ThreadServer(backend, settings.port)
-    server.start()
-    try:
-        yield ServedBackend(backend, f"http://127.0.0.1:{settings.port}")
-    finally:
-        server.stop()
-        backend.close()
+    yield from serve_backend(settings, ca)
 
 
 def burst(served: ServedBackend, answers: Answers, stations: list[str]) -> list[Outcome]:

@@ -16,20 +16,10 @@ import pytest
 from sqlalchemy import text
 
 from birthright.ca.authority import FactoryCa
-from birthright.server.backend import build_backend
 from birthright.settings import Settings
-from tests.conftest import ServedBackend, ThreadServer, seed_line
+from tests.conftest import ServedBackend, seed_line, serve_backend
 
-
-def serve(settings: Settings, factory_ca: FactoryCa, **limits: object) -> Iterator[ServedBackend]:
-    backend = build_backend(settings.model_copy(update=limits), ca=factory_ca)
-    server = ThreadServer(backend, settings.port)
-    server.start()
-    try:
-        yield ServedBackend(backend, f"http://127.0.0.1:{settings.port}")
-    finally:
-        server.stop()
-        backend.close()
+serve = serve_backend
 
 
 @pytest.fixture

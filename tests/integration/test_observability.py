@@ -26,7 +26,7 @@ from birthright.logs import configure_logging
 from birthright.observability.readiness import Observability
 from birthright.server.backend import build_backend
 from birthright.settings import Settings
-from tests.conftest import ServedBackend, ThreadServer, free_port, seed_line
+from tests.conftest import ServedBackend, ThreadServer, free_port, seed_line, serve_backend
 from tests.integration.test_enrollment_api import STATION, WO
 from tests.integration.test_revocation_api import attest, make_unit
 from tests.leakscan import scan_tree
@@ -52,14 +52,7 @@ def value(samples: Samples, name: str, **labels: str) -> float:
 @pytest.fixture
 def observed(settings: Settings, factory_ca: FactoryCa) -> Iterator[ServedBackend]:
     """The real service, its quota gauges read afresh on every scrape."""
-    backend = build_backend(settings.model_copy(update={"metrics_cache_seconds": 0}), ca=factory_ca)
-    server = ThreadServer(backend, settings.port)
-    server.start()
-    try:
-        yield ServedBackend(backend, f"http://127.0.0.1:{settings.port}")
-    finally:
-        server.stop()
-        backend.close()
+    yield from serve_backend(settings, factory_ca, metrics_cache_seconds=0)
 
 
 @pytest.fixture
