@@ -17,8 +17,9 @@ def markdown(figures: list[Figure]) -> str:
     for f in figures:
         ref = f"{f.reference}: {f.reference_median:,.1f}" if f.reference_median else "—"
         ratio = f"{f.ratio:.2f}×" if f.ratio is not None else "—"
+        name, ref = (text.replace("|", "\\|") for text in (f.name, ref))
         lines.append(
-            f"| {f.name} | {f.median:,.1f} | {f.minimum:,.1f} … {f.maximum:,.1f} | {f.unit} "
+            f"| {name} | {f.median:,.1f} | {f.minimum:,.1f} … {f.maximum:,.1f} | {f.unit} "
             f"| {ref} | {ratio} |"
         )
     return "\n".join(lines)
