@@ -10,6 +10,7 @@ import statistics
 import subprocess
 import sys
 import time
+from queue import Empty
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
@@ -95,20 +96,62 @@ class Started:
         self._barrier.wait()
         return time.time()
 
+    def abort(self) -> None:
+        """A job that failed lets the others past the barrier (they raise and report)."""
+        self._barrier.abort()
+
+
+def _run_job(
+    fn: Callable[..., tuple[int, float, float]],
+    started: Started,
+    job: tuple[Any, ...],
+    index: int,
+    results: Any,
+) -> None:
+    try:
+        results.put((index, fn(started, *job), None))
+    except BaseException as e:  # the parent raises it; a silent child would hang the barrier
+        started.abort()
+        results.put((index, None, f"{type(e).__name__}: {e}"))
+
 
 def in_parallel(fn: Callable[..., tuple[int, float, float]], jobs: list[tuple[Any, ...]]) -> float:
     """Run ``fn(started, *job)`` in one spawned process per job, all at once; each does its
     setup, calls ``started.go()`` (which returns when every process is ready) and returns
     ``(items done, start, end)``. Returns items per second from the first start to the last
     end: process start-up and client setup are not timed, as on a line that has been running.
+
+    One ``Process`` per job, not a pool: a pool may hand two jobs to one process, and both
+    would wait at the barrier for ever.
     """
     import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
 
     spawn = multiprocessing.get_context("spawn")  # never fork a process with PKCS#11 loaded
-    with spawn.Manager() as manager, ProcessPoolExecutor(len(jobs), mp_context=spawn) as pool:
-        started = Started(manager.Barrier(len(jobs)))
-        results = [f.result() for f in [pool.submit(fn, started, *job) for job in jobs]]
+    started = Started(spawn.Barrier(len(jobs)))
+    queue = spawn.Queue()
+    procs = [
+        spawn.Process(target=_run_job, args=(fn, started, job, i, queue))
+        for i, job in enumerate(jobs)
+    ]
+    for proc in procs:
+        proc.start()
+    answers: list[tuple[int, tuple[int, float, float] | None, str | None]] = []
+    try:
+        while len(answers) < len(procs):
+            try:
+                answers.append(queue.get(timeout=5))
+            except Empty:
+                if not any(proc.is_alive() for proc in procs) and queue.empty():
+                    raise RuntimeError("a parallel job died without an answer") from None
+    finally:
+        for proc in procs:
+            proc.join(timeout=30)
+            if proc.is_alive():
+                proc.kill()
+    failures = [error for _, _, error in answers if error]
+    if failures:
+        raise RuntimeError(f"{len(failures)} of {len(jobs)} parallel jobs failed: {failures[0]}")
+    results = [result for _, result, _ in answers if result is not None]
     done = sum(r[0] for r in results)
     return done / (max(r[2] for r in results) - min(r[1] for r in results))
 
