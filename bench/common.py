@@ -10,11 +10,11 @@ import statistics
 import subprocess
 import sys
 import time
-from queue import Empty
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from queue import Empty
 from typing import Any
 
 import httpx

@@ -28,6 +28,7 @@ class _State:
     alerts: list[Alert] = field(default_factory=list)
     audit: list[AuditEvent] = field(default_factory=list)
     genuine_products: set[str] = field(default_factory=set)
+    hooked_products: set[str] = field(default_factory=set)
     superseded: list[str] = field(default_factory=list)
 
 
@@ -61,6 +62,9 @@ class MemoryTx:
 
     def requires_genuine_se(self, product: str) -> bool:
         return product in self.s.genuine_products
+
+    def has_policy_hook(self, product: str) -> bool:
+        return product in self.s.hooked_products
 
     def allocate_serial_number(self, work_order_id: str) -> int | None:
         wo = self.s.work_orders[work_order_id]

@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import hashlib
 from datetime import datetime
-from typing import Any
+from functools import lru_cache
+from typing import Any, cast
 
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding
+from sqlalchemy import BindParameter, Table, bindparam, insert, select, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -30,7 +32,9 @@ from birthright.server.station_auth import CounterVerdict, StationRecord
 from birthright.types import StationId
 
 
+@lru_cache(maxsize=1024)
 def _public_key(cert_der: bytes | None) -> ec.EllipticCurvePublicKey | None:
+    """The signing key of a stored station certificate (parsed once per certificate)."""
     if cert_der is None:
         return None
     try:
@@ -42,7 +46,8 @@ def _public_key(cert_der: bytes | None) -> ec.EllipticCurvePublicKey | None:
     return key if isinstance(key, ec.EllipticCurvePublicKey) else None
 
 
-def station_record(row: StationRow) -> StationRecord:
+def station_record(row: Any) -> StationRecord:
+    """From a ``StationRow`` or a Core row of the same columns."""
     return StationRecord(
         station_id=StationId(row.station_id),
         status=row.status,
@@ -50,6 +55,32 @@ def station_record(row: StationRow) -> StationRecord:
         tls_cert_fingerprint=row.tls_cert_fingerprint,
         last_counter=row.last_counter,
     )
+
+
+_STATIONS = cast(Table, StationRow.__table__)
+_REQUESTS = cast(Table, StationRequestRow.__table__)
+_ID: BindParameter[str] = bindparam("b_station_id")
+_SELECT_RECORD = select(
+    _STATIONS.c.station_id,
+    _STATIONS.c.status,
+    _STATIONS.c.cert_der,
+    _STATIONS.c.tls_cert_fingerprint,
+    _STATIONS.c.last_counter,
+).where(_STATIONS.c.station_id == _ID)
+_LOCK_COUNTER = (
+    select(_STATIONS.c.status, _STATIONS.c.last_counter)
+    .where(_STATIONS.c.station_id == _ID)
+    .with_for_update()
+)
+_SEEN = select(_REQUESTS.c.request_digest).where(
+    _REQUESTS.c.station_id == _ID, _REQUESTS.c.counter == bindparam("b_counter")
+)
+_INSERT_REQUEST = insert(_REQUESTS)
+_SET_COUNTER = (
+    update(_STATIONS)
+    .where(_STATIONS.c.station_id == _ID)
+    .values(last_counter=bindparam("b_counter"))
+)
 
 
 class SqlStationLedger:
@@ -61,7 +92,7 @@ class SqlStationLedger:
     def station(self, station_id: str) -> StationRecord | None:
         try:
             with self._sessions() as s:
-                row = s.get(StationRow, station_id)
+                row = s.connection().execute(_SELECT_RECORD, {"b_station_id": station_id}).first()
                 return None if row is None else station_record(row)
         except OperationalError as e:
             raise TransientError(
@@ -98,46 +129,48 @@ class SqlStationLedger:
 def _record(
     s: Session, station_id: StationId, counter: int, digest: str, now: datetime
 ) -> CounterVerdict:
-    row = s.get(StationRow, station_id, with_for_update=True)
+    conn = s.connection()
+    row = conn.execute(_LOCK_COUNTER, {"b_station_id": station_id}).first()
     if row is None:
         return CounterVerdict.UNKNOWN
     if row.status == "revoked":
         return CounterVerdict.REVOKED
     if row.status != "active":
         return CounterVerdict.SUSPENDED
-    seen = s.get(StationRequestRow, (station_id, counter))
+    if counter > row.last_counter:
+        # Every recorded counter is at most last_counter: a higher one was never seen. The
+        # primary key on (station, counter) stays the last guard against a racing replica.
+        conn.execute(
+            _INSERT_REQUEST,
+            {
+                "station_id": station_id,
+                "counter": counter,
+                "request_digest": digest,
+                "received_at": now,
+            },
+        )
+        conn.execute(_SET_COUNTER, {"b_station_id": station_id, "b_counter": counter})
+        return CounterVerdict.ACCEPTED
+    seen = conn.execute(_SEEN, {"b_station_id": station_id, "b_counter": counter}).scalar()
+    station = s.get(StationRow, station_id, with_for_update=True)
+    assert station is not None  # locked above
     if seen is not None:
-        if seen.request_digest == digest:
+        if seen == digest:
             return CounterVerdict.REPLAYED
         _suspend(
-            s,
-            row,
-            "station.counter_fork",
-            now,
-            counter=counter,
-            first=seen.request_digest,
-            second=digest,
+            s, station, "station.counter_fork", now, counter=counter, first=seen, second=digest
         )
         return CounterVerdict.FORK
-    if counter <= row.last_counter:
-        _suspend(
-            s,
-            row,
-            "station.counter_regressed",
-            now,
-            counter=counter,
-            last_counter=row.last_counter,
-            second=digest,
-        )
-        return CounterVerdict.REGRESSED
-    s.add(
-        StationRequestRow(
-            station_id=station_id, counter=counter, request_digest=digest, received_at=now
-        )
+    _suspend(
+        s,
+        station,
+        "station.counter_regressed",
+        now,
+        counter=counter,
+        last_counter=row.last_counter,
+        second=digest,
     )
-    row.last_counter = counter
-    s.flush()
-    return CounterVerdict.ACCEPTED
+    return CounterVerdict.REGRESSED
 
 
 def _suspend(s: Session, row: StationRow, kind: str, now: datetime, **evidence: Any) -> None:

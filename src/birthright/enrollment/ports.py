@@ -54,6 +54,10 @@ class EnrollmentTx(Protocol):
         """Whether the product's policy demands proof of a genuine secure element."""
         ...
 
+    def has_policy_hook(self, product: str) -> bool:
+        """Whether the product has an enrollment policy hook to ask (ADR 0015)."""
+        ...
+
     def allocate_serial_number(self, work_order_id: str) -> int | None:
         """Atomically take the work order's next serial number; None when the range is spent."""
         ...

@@ -206,12 +206,13 @@ class EnrollmentService:
             return None
         with self._store.transaction() as tx:
             order = tx.work_order(request.work_order_id)
+            if order is None or not tx.has_policy_hook(order.product):
+                return None  # the common case: one short read, no hook to ask
             reserved = tx.reservation(request.serial)
             taken = tx.device_by_serial(request.serial) or tx.device_by_key(csr.key_fingerprint)
         expected = (request.serial, request.chip_id, request.station_id, request.work_order_id)
         if (
-            order is None
-            or taken is not None
+            taken is not None
             or reserved is None
             or (reserved.serial, reserved.chip_id, reserved.station_id, reserved.work_order_id)
             != expected

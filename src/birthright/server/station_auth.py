@@ -53,6 +53,7 @@ from birthright.types import StationId
 
 DEFAULT_MAX_SKEW = timedelta(seconds=300)
 _COUNTER_COMPONENT = '"station-counter"'
+_VERIFIED_CERTS_KEPT = 4096
 
 
 class StationAuthError(TrustError):
@@ -245,6 +246,10 @@ class StationRequestVerifier:
         self._clock = clock
         self._max_skew = max_skew
         self._require_client_cert = require_client_cert
+        #: Station certificates that verified (each connection presents one per request):
+        #: DER -> (station id, not before, not after). A station's own status and its pinned
+        #: certificate are still read from the directory on every request.
+        self._verified_certs: dict[bytes, tuple[StationId, datetime, datetime]] = {}
 
     def authenticate(self, request: SignedRequest) -> StationId:
         """The calling station's id, or a ``TrustError``; every refusal is audited."""
@@ -272,11 +277,22 @@ class StationRequestVerifier:
             if self._require_client_cert:
                 raise ClientCertRequired("a station must present its TLS client certificate")
             return None
+        known = self._verified_certs.get(request.client_cert_der)
+        if known is not None and known[1] <= now <= known[2]:
+            return known[0]  # verified before against the same CA; still within its validity
         try:
             cert = x509.load_der_x509_certificate(request.client_cert_der)
         except ValueError as e:
             raise ClientCertRequired("the TLS client certificate cannot be parsed") from e
-        return verify_station_cert(cert, station_ca=self._station_ca, now=now)
+        station = verify_station_cert(cert, station_ca=self._station_ca, now=now)
+        if len(self._verified_certs) >= _VERIFIED_CERTS_KEPT:
+            self._verified_certs.clear()
+        self._verified_certs[request.client_cert_der] = (
+            station,
+            cert.not_valid_before_utc,
+            cert.not_valid_after_utc,
+        )
+        return station
 
     def verify_signature(
         self, request: SignedRequest, *, tls_station: StationId | None, now: datetime
