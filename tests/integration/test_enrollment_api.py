@@ -166,6 +166,24 @@ def test_unknown_routes_and_methods_answer_json(api: httpx.Client) -> None:
     assert (r.status_code, r.json()["code"]) == (405, "method_not_allowed")
 
 
+def test_a_fault_no_handler_knows_is_a_json_500_that_tells_nothing_internal(
+    served: ServedBackend, api: httpx.Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def fails(*_args: object, **_kwargs: object) -> None:
+        raise RuntimeError("internal detail /var/secret")
+
+    monkeypatch.setattr(served.backend.enrollment, "reserve_serial", fails)
+    r = api.post("/v1/serials", json={"station_id": STATION, "work_order_id": WO, "chip_id": "c"})
+    assert r.status_code == 500
+    assert r.json() == {
+        "code": "internal_error",
+        "message": "the server failed; nothing was changed",
+    }
+    assert "secret" not in r.text
+    assert r.headers["x-request-id"]  # the outer middlewares still saw the answer
+    assert api.get("/healthz").status_code == 200  # and the service goes on
+
+
 def test_openapi_is_served(api: httpx.Client) -> None:
     spec = api.get("/openapi.json").json()
     assert "/v1/enrollments" in spec["paths"]

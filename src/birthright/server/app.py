@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse
 from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
@@ -128,6 +128,44 @@ class BodyLimit:
         await response(scope, receive, send)
 
 
+class CatchAll:
+    """The last net: an exception no handler took becomes a JSON 500 (a cut body a 400).
+
+    Plain ASGI: Starlette's ``BaseHTTPMiddleware`` would run every request through a task
+    group and a memory stream, which cost more than some whole requests."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracked(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracked)
+        except ClientDisconnect:
+            # The client left, or BodyLimit cut its body and has already answered 413.
+            if not started:
+                response = error_response(
+                    400, "client_disconnected", "the request body was cut off"
+                )
+                await response(scope, receive, send)
+        except Exception:
+            log.exception("unhandled error path=%s", scope.get("path", "")[:200])
+            if not started:
+                response = error_response(
+                    500, "internal_error", "the server failed; nothing was changed"
+                )
+                await response(scope, receive, send)
+
+
 @asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     """Background work that lives as long as the service: the daily report schedule and the
@@ -233,18 +271,7 @@ def create_app(backend: Backend) -> FastAPI:
             response.headers.update(exc.headers)
         return response
 
-    @app.middleware("http")
-    async def _unexpected(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        try:
-            return await call_next(request)
-        except ClientDisconnect:
-            # The client left, or BodyLimit cut its body and has already answered 413.
-            return error_response(400, "client_disconnected", "the request body was cut off")
-        except Exception:
-            log.exception("unhandled error path=%s", request.url.path)
-            return error_response(500, "internal_error", "the server failed; nothing was changed")
+    app.add_middleware(CatchAll)
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, str]:
