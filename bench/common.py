@@ -89,8 +89,11 @@ def print_table(figures: list[Figure]) -> None:
 class Started:
     """Handed to each process of ``in_parallel``: wait for the others, then take the time."""
 
-    def __init__(self, barrier: Any) -> None:
+    def __init__(self, barrier: Any, lock: Any) -> None:
         self._barrier = barrier
+        #: Held around a process's setup (``with started.setup:``): SoftHSM2 processes that
+        #: open one token folder at the same moment can fail to read a token.
+        self.setup = lock
 
     def go(self) -> float:
         self._barrier.wait()
@@ -127,7 +130,7 @@ def in_parallel(fn: Callable[..., tuple[int, float, float]], jobs: list[tuple[An
     import multiprocessing
 
     spawn = multiprocessing.get_context("spawn")  # never fork a process with PKCS#11 loaded
-    started = Started(spawn.Barrier(len(jobs)))
+    started = Started(spawn.Barrier(len(jobs)), spawn.Lock())
     queue = spawn.Queue()
     procs = [
         spawn.Process(target=_run_job, args=(fn, started, job, i, queue))
@@ -148,7 +151,8 @@ def in_parallel(fn: Callable[..., tuple[int, float, float]], jobs: list[tuple[An
             proc.join(timeout=30)
             if proc.is_alive():
                 proc.kill()
-    failures = [error for _, _, error in answers if error]
+    # A job that failed broke the barrier for the others: name its error, not theirs.
+    failures = sorted((e for _, _, e in answers if e), key=lambda e: "BrokenBarrier" in e)
     if failures:
         raise RuntimeError(f"{len(failures)} of {len(jobs)} parallel jobs failed: {failures[0]}")
     results = [result for _, result, _ in answers if result is not None]

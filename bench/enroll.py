@@ -138,8 +138,10 @@ def _station_process(
 
     station_id = load_station_config(station_dir).station_id
     ok = 0
-    with station_client(station_dir, url) as client:
+    with started.setup:  # one at a time: SoftHSM2 token scans race
+        client = station_client(station_dir, url)
         client.health()  # the TLS session is up before the clock starts
+    with client:
         start = started.go()
         for i, csr in enumerate(csrs):
             chip = f"chip-{offset}-{station_id}-{i}"
