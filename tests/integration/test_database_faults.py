@@ -137,7 +137,10 @@ def test_postgresql_crashed_and_restarted_during_a_burst(
         answers = Answers()
         with ThreadPoolExecutor(max_workers=1) as one:
             running = one.submit(burst, served, answers, stations)
-            time.sleep(1.0)
+            # Crash once the burst is under way, however fast the service is.
+            deadline = time.monotonic() + 30
+            while sum(answers.seen.values()) < 6 and time.monotonic() < deadline:
+                time.sleep(0.01)
             throwaway.crash()
             try:
                 with httpx.Client(base_url=served.url, headers=served.auth, timeout=10) as http:
