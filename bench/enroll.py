@@ -30,6 +30,7 @@ from bench.common import (
     figure,
     free_port,
     in_parallel,
+    no_rate_limits,
     print_table,
     record,
     reset_postgres,
@@ -85,10 +86,14 @@ def setup_workspace(
     from birthright.settings import load_settings, write_settings_file
     from birthright.station.enroll_station import register_station_identity
 
-    # No daily report at start-up: rendering its PDF would land in the timed runs.
-    settings = load_settings(ws, database_url=database_url, port=free_port(), report_schedule=False)
+    # No daily report at start-up: rendering its PDF would land in the timed runs. No rate
+    # limits: one station at full speed passes its 100 requests/s, all share one address.
+    limits = no_rate_limits()
+    settings = load_settings(
+        ws, database_url=database_url, port=free_port(), report_schedule=False, **limits
+    )
     settings.ws.create()
-    write_settings_file(settings, ("database_url", "port", "report_schedule"))
+    write_settings_file(settings, ("database_url", "port", "report_schedule", *limits))
     if database_url.startswith("postgresql"):
         reset_postgres(database_url)
     upgrade(settings.effective_database_url)
