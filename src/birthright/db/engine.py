@@ -24,6 +24,15 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     return create_engine(url, pool_size=10, max_overflow=20, **kwargs)
 
 
+def autocommit_reads(engine: Engine) -> Engine:
+    """``engine`` for single-statement reads: autocommit on PostgreSQL (no BEGIN and ROLLBACK
+    round trips), the engine itself on SQLite, whose transactions take the writer lock (an
+    autocommit connection there would come back to the pool in pysqlite's own mode)."""
+    if engine.dialect.name == "postgresql":
+        return engine.execution_options(isolation_level="AUTOCOMMIT")
+    return engine
+
+
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     # Let SQLAlchemy, not the driver, manage transactions, so BEGIN IMMEDIATE takes effect.
     dbapi_connection.isolation_level = None

@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from birthright.audit.events import AuditEvent
 from birthright.ca.csr import key_fingerprint
+from birthright.db.engine import autocommit_reads
 from birthright.db.models import StationRequestRow, StationRow
 from birthright.db.repository import add_alert, append_audit, unit_of_work
 from birthright.enrollment.model import Alert
@@ -88,11 +89,14 @@ class SqlStationLedger:
 
     def __init__(self, sessions: sessionmaker[Session]) -> None:
         self._sessions = sessions
+        self._reads = autocommit_reads(sessions.kw["bind"])
 
     def station(self, station_id: str) -> StationRecord | None:
+        """One read per request, before its signature is checked: no transaction of its own
+        on PostgreSQL (each BEGIN and ROLLBACK is a round trip)."""
         try:
-            with self._sessions() as s:
-                row = s.connection().execute(_SELECT_RECORD, {"b_station_id": station_id}).first()
+            with self._reads.connect() as conn:
+                row = conn.execute(_SELECT_RECORD, {"b_station_id": station_id}).first()
                 return None if row is None else station_record(row)
         except OperationalError as e:
             raise TransientError(
