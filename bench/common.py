@@ -10,16 +10,17 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from queue import Empty
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 
 RESULTS = Path(__file__).parent / "results.json"
+T = TypeVar("T", bound=tuple[Any, ...])
 
 
 @dataclass
@@ -87,7 +88,7 @@ def print_table(figures: list[Figure]) -> None:
 
 
 class Started:
-    """Handed to each process of ``in_parallel``: wait for the others, then take the time."""
+    """Handed to each process of ``run_parallel``: wait for the others, then take the time."""
 
     def __init__(self, barrier: Any, lock: Any) -> None:
         self._barrier = barrier
@@ -105,7 +106,7 @@ class Started:
 
 
 def _run_job(
-    fn: Callable[..., tuple[int, float, float]],
+    fn: Callable[..., Any],
     started: Started,
     job: tuple[Any, ...],
     index: int,
@@ -118,11 +119,11 @@ def _run_job(
         results.put((index, None, f"{type(e).__name__}: {e}"))
 
 
-def in_parallel(fn: Callable[..., tuple[int, float, float]], jobs: list[tuple[Any, ...]]) -> float:
+def run_parallel(fn: Callable[..., T], jobs: list[tuple[Any, ...]]) -> list[T]:
     """Run ``fn(started, *job)`` in one spawned process per job, all at once; each does its
     setup, calls ``started.go()`` (which returns when every process is ready) and returns
-    ``(items done, start, end)``. Returns items per second from the first start to the last
-    end: process start-up and client setup are not timed, as on a line that has been running.
+    ``(items done, start, end, ...)``; returns those results. Timed from ``go()``: process
+    start-up and client setup are not timed, as on a line that has been running.
 
     One ``Process`` per job, not a pool: a pool may hand two jobs to one process, and both
     would wait at the barrier for ever.
@@ -138,7 +139,7 @@ def in_parallel(fn: Callable[..., tuple[int, float, float]], jobs: list[tuple[An
     ]
     for proc in procs:
         proc.start()
-    answers: list[tuple[int, tuple[int, float, float] | None, str | None]] = []
+    answers: list[tuple[int, T | None, str | None]] = []
     try:
         while len(answers) < len(procs):
             try:
@@ -155,9 +156,18 @@ def in_parallel(fn: Callable[..., tuple[int, float, float]], jobs: list[tuple[An
     failures = sorted((e for _, _, e in answers if e), key=lambda e: "BrokenBarrier" in e)
     if failures:
         raise RuntimeError(f"{len(failures)} of {len(jobs)} parallel jobs failed: {failures[0]}")
-    results = [result for _, result, _ in answers if result is not None]
+    return [result for _, result, _ in answers if result is not None]
+
+
+def in_parallel(fn: Callable[..., tuple[int, float, float]], jobs: list[tuple[Any, ...]]) -> float:
+    """``run_parallel``'s items per second from the first start to the last end."""
+    return rate_of(run_parallel(fn, jobs))
+
+
+def rate_of(results: Sequence[tuple[Any, ...]]) -> float:
+    """Items per second of ``(items done, start, end, ...)`` results."""
     done = sum(r[0] for r in results)
-    return done / (max(r[2] for r in results) - min(r[1] for r in results))
+    return float(done / (max(r[2] for r in results) - min(r[1] for r in results)))
 
 
 def free_port() -> int:

@@ -29,11 +29,12 @@ from bench.common import (
     cpu_seconds,
     figure,
     free_port,
-    in_parallel,
     no_rate_limits,
     print_table,
+    rate_of,
     record,
     reset_postgres,
+    run_parallel,
     service_process,
 )
 
@@ -136,7 +137,7 @@ def setup_workspace(
 
 def _station_process(
     started: Started, url: str, csrs: list[bytes], station_dir: Path, offset: int
-) -> tuple[int, float, float]:
+) -> tuple[int, float, float, float]:
     """One station, as on the line: its own process, mTLS client, token key and counter."""
     from birthright.station.connect import station_client
     from birthright.station.identity import load_station_config
@@ -148,6 +149,7 @@ def _station_process(
         client.health()  # the TLS session is up before the clock starts
     with client:
         start = started.go()
+        cpu = time.process_time()
         for i, csr in enumerate(csrs):
             chip = f"chip-{offset}-{station_id}-{i}"
             serial = client.reserve_serial(
@@ -161,15 +163,18 @@ def _station_process(
                 csr_der=csr,
             )
             ok += enrolled.created
-        return ok, start, time.time()
+        return ok, start, time.time(), time.process_time() - cpu
 
 
-def run_stations(url: str, csrs: list[bytes], station_dirs: list[Path], offset: int) -> float:
+def run_stations(
+    url: str, csrs: list[bytes], station_dirs: list[Path], offset: int
+) -> tuple[float, float]:
     """Each station runs in its own process (a factory has one station per PC) and enrolls
-    its share; returns enrollments/s over the whole run."""
+    its share; returns enrollments/s over the whole run and the stations' CPU seconds."""
     share = len(csrs) // len(station_dirs)
     jobs = [(url, csrs[s * share : (s + 1) * share], d, offset) for s, d in enumerate(station_dirs)]
-    return in_parallel(_station_process, jobs)
+    results = run_parallel(_station_process, jobs)
+    return rate_of(results), sum(r[3] for r in results)
 
 
 def main() -> None:
@@ -223,6 +228,7 @@ def main() -> None:
             counter = iter(range(1000))
             port = free_port()
             server_cpu: list[float] = []
+            station_cpu: list[float] = []
             with service_process(ws, port, ca_file=ws / "ca" / "root.pem") as (base, proc):
 
                 def one_run(
@@ -232,10 +238,12 @@ def main() -> None:
                     counter: Iterator[int] = counter,
                     pid: int = proc.pid,
                     server_cpu: list[float] = server_cpu,
+                    station_cpu: list[float] = station_cpu,
                 ) -> float:
                     before = cpu_seconds(pid)
-                    rate = run_stations(base, next(batches), dirs, next(counter))
+                    rate, stations_cpu = run_stations(base, next(batches), dirs, next(counter))
                     server_cpu.append((cpu_seconds(pid) - before) / args.units * 1000)
+                    station_cpu.append(stations_cpu / args.units * 1000)
                     return rate
 
                 name = f"enrollments/s, {stations} station(s), {db_name}"
@@ -270,6 +278,35 @@ def main() -> None:
                         max(server_cpu),
                         len(server_cpu),
                         note="reserve + enroll, both signed requests",
+                    )
+                )
+                figures.append(
+                    Figure(
+                        f"station client CPU per enrollment, {stations} station(s), {db_name}",
+                        "ms",
+                        statistics.median(station_cpu),
+                        min(station_cpu),
+                        max(station_cpu),
+                        len(station_cpu),
+                        note="signing, TLS and HTTP in the stations' processes, which share "
+                        "the service's two cores on this machine",
+                    )
+                )
+                service_ms = statistics.median(server_cpu)
+                figures.append(
+                    Figure(
+                        f"enrollments/s one service core sustains, {stations} station(s), "
+                        f"{db_name}",
+                        "enrollments/s",
+                        1000 / service_ms,
+                        1000 / max(server_cpu),
+                        1000 / min(server_cpu),
+                        len(server_cpu),
+                        reference="raw issue rate",
+                        reference_median=raw.median,
+                        ratio=1000 / service_ms / raw.median,
+                        note="1000 / service CPU ms per enrollment (the database's own CPU "
+                        "not included)",
                     )
                 )
     record(figures)
