@@ -21,7 +21,13 @@ def _backend(request: Request) -> Backend:
     return backend
 
 
-BackendDep = Annotated[Backend, Depends(_backend)]
+async def _backend_dependency(request: Request) -> Backend:
+    # async: FastAPI runs a plain ``def`` dependency in the thread pool, one more hand-off
+    # per request for a lookup in app.state.
+    return _backend(request)
+
+
+BackendDep = Annotated[Backend, Depends(_backend_dependency)]
 
 
 async def _calling_station(request: Request) -> StationId | None:
