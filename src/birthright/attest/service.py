@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 from birthright.attest.eat import parse_eat
 from birthright.attest.evidence import EvidenceMalformed, parse_evidence
-from birthright.attest.firmware import FirmwareAllowList, firmware_findings
+from birthright.attest.firmware import FirmwareAllowList, FirmwareRelease, release_findings
 from birthright.attest.quote import quote_findings
 from birthright.attest.verdict import AttestationResult, Finding
 from birthright.ca.verify import parse_chain
@@ -40,8 +40,8 @@ class NonceStore(Protocol):
 class AttestationRecords(Protocol):
     def device(self, serial: str) -> DeviceRecord | None: ...
 
-    def security_floor(self, serial: str) -> int | None:
-        """The highest firmware security version the unit passed attestation with."""
+    def device_and_floor(self, serial: str) -> tuple[DeviceRecord | None, int | None]:
+        """The unit, and the highest firmware security version it passed attestation with."""
         ...
 
     def record(self, result: AttestationResult, now: datetime) -> None: ...
@@ -109,13 +109,15 @@ class AttestationService:
         certs = parse_chain(chain)
         now = self._clock()
         leaf, intermediates = certs[0], certs[1:]
-        device = self._records.device(claimed.serial)
+        device, floor = self._records.device_and_floor(claimed.serial)
+        nonce = self._nonce_finding(self._consume(claimed.nonce, claimed.serial, now))
+        release = self._release(device, claimed.firmware)
         findings = [
-            self._nonce_finding(self._consume(claimed.nonce, claimed.serial, now)),
+            nonce,
             self._chain_finding(leaf, intermediates, now),
             _signature_finding(leaf, claimed.signed_ok),
             *_device_findings(device, leaf),
-            *self._firmware_findings(device, claimed.firmware),
+            *self._firmware_findings(device, claimed.firmware, release, floor),
             *quote_findings(device, claimed.nonce, claimed.firmware, claimed.quote),
         ]
         passed = {f.id for f in findings if f.status == "pass"}
@@ -125,7 +127,7 @@ class AttestationService:
             findings=tuple(findings),
             nonce=claimed.nonce,
             firmware=claimed.firmware if authenticated else None,
-            security_version=self._security_version(device, claimed.firmware, passed),
+            security_version=_security_version(release, passed),
         )
         if self._result_signer is not None:
             result = replace(result, token=self._result_signer.sign(result, now))
@@ -138,8 +140,22 @@ class AttestationService:
             return "wrong_purpose"
         return self._nonces.consume(nonce, serial, now)
 
-    def _firmware_findings(
+    def _release(
         self, device: DeviceRecord | None, firmware: tuple[str, bytes] | None
+    ) -> FirmwareRelease | None:
+        """The allow-list entry of the claimed firmware, read once per attestation (a
+        release's version, image and security version never change; its status is read
+        fresh here)."""
+        if self._firmware is None or device is None or firmware is None:
+            return None
+        return self._firmware.release(device.product, firmware[0])
+
+    def _firmware_findings(
+        self,
+        device: DeviceRecord | None,
+        firmware: tuple[str, bytes] | None,
+        release: FirmwareRelease | None,
+        floor: int | None,
     ) -> list[Finding]:
         if self._firmware is None or device is None:
             return []
@@ -156,25 +172,14 @@ class AttestationService:
             ]
         version, measurement = firmware
         return list(
-            firmware_findings(
+            release_findings(
+                release,
                 product=device.product,
                 version=version,
                 measurement=measurement,
-                allow_list=self._firmware,
-                floor=self._records.security_floor(device.serial),
+                floor=floor,
             )
         )
-
-    def _security_version(
-        self, device: DeviceRecord | None, firmware: tuple[str, bytes] | None, passed: set[str]
-    ) -> int | None:
-        """The security version of firmware the unit proved it runs (every check passed)."""
-        if device is None or firmware is None or self._firmware is None:
-            return None
-        if not {"firmware.allowed", "chain.valid", "signature.valid", "nonce.valid"} <= passed:
-            return None
-        release = self._firmware.release(device.product, firmware[0])
-        return release.security_version if release is not None else None
 
     def _chain_finding(
         self, leaf: x509.Certificate, intermediates: Sequence[x509.Certificate], now: datetime
@@ -223,6 +228,15 @@ def _claimed(evidence: bytes, signature: bytes | None) -> _Claimed:
         return True
 
     return _Claimed(parsed.nonce, parsed.serial, signed_ok, None)
+
+
+def _security_version(release: FirmwareRelease | None, passed: set[str]) -> int | None:
+    """The security version of firmware the unit proved it runs (every check passed)."""
+    if release is None:
+        return None
+    if not {"firmware.allowed", "chain.valid", "signature.valid", "nonce.valid"} <= passed:
+        return None
+    return release.security_version
 
 
 def _signature_finding(
