@@ -37,11 +37,27 @@ class NonceStore(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class UnitState:
+    """What one attestation reads of the store, in the transaction that spends its nonce."""
+
+    nonce: NonceOutcome | None  # None: no nonce was given to spend
+    device: DeviceRecord | None
+    #: The highest firmware security version the unit passed attestation with.
+    floor: int | None
+    #: The allow-list entry of the claimed firmware (None: not asked, or not published).
+    release: FirmwareRelease | None
+
+
 class AttestationRecords(Protocol):
     def device(self, serial: str) -> DeviceRecord | None: ...
 
-    def device_and_floor(self, serial: str) -> tuple[DeviceRecord | None, int | None]:
-        """The unit, and the highest firmware security version it passed attestation with."""
+    def spend_and_read(
+        self, nonce: str | None, serial: str, now: datetime, firmware_version: str | None
+    ) -> UnitState:
+        """One transaction: spend ``nonce`` for ``serial`` as ``NonceStore.consume`` does
+        (atomically, once), then read the unit, its floor and, when ``firmware_version`` is
+        given, that release of the unit's product on the firmware allow-list."""
         ...
 
     def record(self, result: AttestationResult, now: datetime) -> None: ...
@@ -109,15 +125,14 @@ class AttestationService:
         certs = parse_chain(chain)
         now = self._clock()
         leaf, intermediates = certs[0], certs[1:]
-        device, floor = self._records.device_and_floor(claimed.serial)
-        nonce = self._nonce_finding(self._consume(claimed.nonce, claimed.serial, now))
-        release = self._release(device, claimed.firmware)
+        state = self._spend_and_read(claimed, now)
+        device, release = state.device, state.release
         findings = [
-            nonce,
+            self._nonce_finding(state.nonce or "wrong_purpose"),
             self._chain_finding(leaf, intermediates, now),
             _signature_finding(leaf, claimed.signed_ok),
             *_device_findings(device, leaf),
-            *self._firmware_findings(device, claimed.firmware, release, floor),
+            *self._firmware_findings(device, claimed.firmware, release, state.floor),
             *quote_findings(device, claimed.nonce, claimed.firmware, claimed.quote),
         ]
         passed = {f.id for f in findings if f.status == "pass"}
@@ -134,21 +149,17 @@ class AttestationService:
         self._records.record(result, now)
         return result
 
-    def _consume(self, nonce: str, serial: str, now: datetime) -> NonceOutcome:
-        """Spend an attestation nonce; one issued for device auth is refused, not spent."""
-        if nonce.startswith(DEVICE_AUTH_NONCE_PREFIX):
-            return "wrong_purpose"
-        return self._nonces.consume(nonce, serial, now)
-
-    def _release(
-        self, device: DeviceRecord | None, firmware: tuple[str, bytes] | None
-    ) -> FirmwareRelease | None:
-        """The allow-list entry of the claimed firmware, read once per attestation (a
-        release's version, image and security version never change; its status is read
-        fresh here)."""
-        if self._firmware is None or device is None or firmware is None:
-            return None
-        return self._firmware.release(device.product, firmware[0])
+    def _spend_and_read(self, claimed: _Claimed, now: datetime) -> UnitState:
+        """Spend the attestation nonce and read the unit; a nonce issued for device auth is
+        refused (``nonce`` None), not spent. The claimed release is read only when there is
+        an allow-list to appraise it against (its product is the unit's, known in the read)."""
+        spend = None if claimed.nonce.startswith(DEVICE_AUTH_NONCE_PREFIX) else claimed.nonce
+        version = (
+            claimed.firmware[0]
+            if self._firmware is not None and claimed.firmware is not None
+            else None
+        )
+        return self._records.spend_and_read(spend, claimed.serial, now, version)
 
     def _firmware_findings(
         self,

@@ -11,18 +11,20 @@ import json
 from datetime import datetime
 from typing import cast
 
-from sqlalchemy import Connection, Table, bindparam, case, insert, or_, select, update
+from sqlalchemy import Connection, Table, and_, bindparam, case, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from birthright.attest.service import NonceOutcome
+from birthright.attest.service import NonceOutcome, UnitState
 from birthright.attest.verdict import AttestationResult
 from birthright.audit.events import AuditEvent
+from birthright.db.firmware import RELEASE_COLUMNS, labelled_release
 from birthright.db.models import (
     AttestationRow,
     DeviceContactRow,
     DeviceFirmwareRow,
     DeviceRow,
+    FirmwareReleaseRow,
     NonceRow,
 )
 from birthright.db.repository import _utc, append_audit, device_from_row, unit_of_work
@@ -34,6 +36,7 @@ _DEVICES = cast(Table, DeviceRow.__table__)
 _FIRMWARE = cast(Table, DeviceFirmwareRow.__table__)
 _CONTACTS = cast(Table, DeviceContactRow.__table__)
 _ATTESTATIONS = cast(Table, AttestationRow.__table__)
+_RELEASES = cast(Table, FirmwareReleaseRow.__table__)
 
 #: Every time the hot path writes or compares, typed as the columns are (SQLite stores text).
 _NOW = bindparam("b_now", type_=_NONCES.c.used_at.type)
@@ -57,6 +60,20 @@ _DEVICE = select(_DEVICES).where(_DEVICES.c.serial == _SERIAL)
 _DEVICE_AND_FLOOR = (
     select(_DEVICES, _FIRMWARE.c.security_version_high)
     .select_from(_DEVICES.outerjoin(_FIRMWARE, _FIRMWARE.c.serial == _DEVICES.c.serial))
+    .where(_DEVICES.c.serial == _SERIAL)
+)
+#: The same and the release of the claimed firmware version of the unit's product.
+_DEVICE_FLOOR_AND_RELEASE = (
+    select(_DEVICES, _FIRMWARE.c.security_version_high, *RELEASE_COLUMNS)
+    .select_from(
+        _DEVICES.outerjoin(_FIRMWARE, _FIRMWARE.c.serial == _DEVICES.c.serial).outerjoin(
+            _RELEASES,
+            and_(
+                _RELEASES.c.product == _DEVICES.c.product,
+                _RELEASES.c.version == bindparam("b_version", type_=_RELEASES.c.version.type),
+            ),
+        )
+    )
     .where(_DEVICES.c.serial == _SERIAL)
 )
 _FLOOR = select(_FIRMWARE.c.security_version_high).where(_FIRMWARE.c.serial == _SERIAL)
@@ -108,20 +125,24 @@ class SqlNonceStore:
 
     def consume(self, nonce: str, serial: str, now: datetime) -> NonceOutcome:
         with unit_of_work(self._sessions) as s:
-            conn = s.connection()
-            spent = conn.execute(_SPEND_NONCE, {"b_nonce": nonce, "b_serial": serial, "b_now": now})
-            if _rowcount(spent) == 1:
-                return "valid"
-            row = conn.execute(_NONCE, {"b_nonce": nonce}).first()
-            if row is None:
-                return "unknown"
-            if row.serial != serial:
-                return "wrong_device"
-            if row.used_at is not None:
-                return "replayed"
-            if _utc(row.expires_at) <= now:
-                return "expired"
-            return "replayed"
+            return _spend(s.connection(), nonce, serial, now)
+
+
+def _spend(conn: Connection, nonce: str, serial: str, now: datetime) -> NonceOutcome:
+    """Mark the nonce used, atomically; say why not when it cannot be used."""
+    spent = conn.execute(_SPEND_NONCE, {"b_nonce": nonce, "b_serial": serial, "b_now": now})
+    if _rowcount(spent) == 1:
+        return "valid"
+    row = conn.execute(_NONCE, {"b_nonce": nonce}).first()
+    if row is None:
+        return "unknown"
+    if row.serial != serial:
+        return "wrong_device"
+    if row.used_at is not None:
+        return "replayed"
+    if _utc(row.expires_at) <= now:
+        return "expired"
+    return "replayed"
 
 
 class SqlAttestationRecords:
@@ -133,13 +154,25 @@ class SqlAttestationRecords:
             row = s.connection().execute(_DEVICE, {"b_serial": serial}).first()
             return _device(row) if row is not None else None
 
-    def device_and_floor(self, serial: str) -> tuple[DeviceRecord | None, int | None]:
-        """``device`` and ``security_floor`` in one read."""
-        with self._sessions() as s:
-            row = s.connection().execute(_DEVICE_AND_FLOOR, {"b_serial": serial}).first()
+    def spend_and_read(
+        self, nonce: str | None, serial: str, now: datetime, firmware_version: str | None
+    ) -> UnitState:
+        """Spend ``nonce`` (the same statements as ``SqlNonceStore.consume``), then read the
+        unit, its floor and the claimed release, in one transaction: one commit, one
+        connection, instead of one per read."""
+        with unit_of_work(self._sessions) as s:
+            conn = s.connection()
+            outcome = _spend(conn, nonce, serial, now) if nonce is not None else None
+            if firmware_version is None:
+                row = conn.execute(_DEVICE_AND_FLOOR, {"b_serial": serial}).first()
+            else:
+                row = conn.execute(
+                    _DEVICE_FLOOR_AND_RELEASE, {"b_serial": serial, "b_version": firmware_version}
+                ).first()
             if row is None:
-                return None, None
-            return _device(row), row.security_version_high
+                return UnitState(outcome, None, None, None)
+            release = labelled_release(row) if firmware_version is not None else None
+            return UnitState(outcome, _device(row), row.security_version_high, release)
 
     def security_floor(self, serial: str) -> int | None:
         with self._sessions() as s:
