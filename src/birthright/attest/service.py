@@ -128,7 +128,7 @@ class AttestationService:
         state = self._spend_and_read(claimed, now)
         device, release = state.device, state.release
         findings = [
-            self._nonce_finding(state.nonce or "wrong_purpose"),
+            self._nonce_finding("wrong_purpose" if state.nonce is None else state.nonce),
             self._chain_finding(leaf, intermediates, now),
             _signature_finding(leaf, claimed.signed_ok),
             *_device_findings(device, leaf),
