@@ -161,7 +161,25 @@ def firmware_findings(
 ) -> Sequence[Finding]:
     """Appraise the claimed firmware against the product's signed allow-list, and against
     ``floor``: the highest security version this unit has already run (anti-rollback)."""
-    release = allow_list.release(product, version)
+    return release_findings(
+        allow_list.release(product, version),
+        product=product,
+        version=version,
+        measurement=measurement,
+        floor=floor,
+    )
+
+
+def release_findings(
+    release: FirmwareRelease | None,
+    *,
+    product: str,
+    version: str,
+    measurement: bytes,
+    floor: int | None = None,
+) -> Sequence[Finding]:
+    """``firmware_findings`` with the allow-list entry of ``product`` ``version`` already
+    read (``None``: not published)."""
     if release is None:
         return [
             Finding(

@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 from birthright.attest.eat import parse_eat
 from birthright.attest.evidence import EvidenceMalformed, parse_evidence
-from birthright.attest.firmware import FirmwareAllowList, firmware_findings
+from birthright.attest.firmware import FirmwareAllowList, FirmwareRelease, release_findings
 from birthright.attest.quote import quote_findings
 from birthright.attest.verdict import AttestationResult, Finding
 from birthright.ca.verify import parse_chain
@@ -37,11 +37,27 @@ class NonceStore(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class UnitState:
+    """What one attestation reads of the store, in the transaction that spends its nonce."""
+
+    nonce: NonceOutcome | None  # None: no nonce was given to spend
+    device: DeviceRecord | None
+    #: The highest firmware security version the unit passed attestation with.
+    floor: int | None
+    #: The allow-list entry of the claimed firmware (None: not asked, or not published).
+    release: FirmwareRelease | None
+
+
 class AttestationRecords(Protocol):
     def device(self, serial: str) -> DeviceRecord | None: ...
 
-    def security_floor(self, serial: str) -> int | None:
-        """The highest firmware security version the unit passed attestation with."""
+    def spend_and_read(
+        self, nonce: str | None, serial: str, now: datetime, firmware_version: str | None
+    ) -> UnitState:
+        """One transaction: spend ``nonce`` for ``serial`` as ``NonceStore.consume`` does
+        (atomically, once), then read the unit, its floor and, when ``firmware_version`` is
+        given, that release of the unit's product on the firmware allow-list."""
         ...
 
     def record(self, result: AttestationResult, now: datetime) -> None: ...
@@ -109,13 +125,14 @@ class AttestationService:
         certs = parse_chain(chain)
         now = self._clock()
         leaf, intermediates = certs[0], certs[1:]
-        device = self._records.device(claimed.serial)
+        state = self._spend_and_read(claimed, now)
+        device, release = state.device, state.release
         findings = [
-            self._nonce_finding(self._consume(claimed.nonce, claimed.serial, now)),
+            self._nonce_finding("wrong_purpose" if state.nonce is None else state.nonce),
             self._chain_finding(leaf, intermediates, now),
             _signature_finding(leaf, claimed.signed_ok),
             *_device_findings(device, leaf),
-            *self._firmware_findings(device, claimed.firmware),
+            *self._firmware_findings(device, claimed.firmware, release, state.floor),
             *quote_findings(device, claimed.nonce, claimed.firmware, claimed.quote),
         ]
         passed = {f.id for f in findings if f.status == "pass"}
@@ -125,21 +142,31 @@ class AttestationService:
             findings=tuple(findings),
             nonce=claimed.nonce,
             firmware=claimed.firmware if authenticated else None,
-            security_version=self._security_version(device, claimed.firmware, passed),
+            security_version=_security_version(release, passed),
         )
         if self._result_signer is not None:
             result = replace(result, token=self._result_signer.sign(result, now))
         self._records.record(result, now)
         return result
 
-    def _consume(self, nonce: str, serial: str, now: datetime) -> NonceOutcome:
-        """Spend an attestation nonce; one issued for device auth is refused, not spent."""
-        if nonce.startswith(DEVICE_AUTH_NONCE_PREFIX):
-            return "wrong_purpose"
-        return self._nonces.consume(nonce, serial, now)
+    def _spend_and_read(self, claimed: _Claimed, now: datetime) -> UnitState:
+        """Spend the attestation nonce and read the unit; a nonce issued for device auth is
+        refused (``nonce`` None), not spent. The claimed release is read only when there is
+        an allow-list to appraise it against (its product is the unit's, known in the read)."""
+        spend = None if claimed.nonce.startswith(DEVICE_AUTH_NONCE_PREFIX) else claimed.nonce
+        version = (
+            claimed.firmware[0]
+            if self._firmware is not None and claimed.firmware is not None
+            else None
+        )
+        return self._records.spend_and_read(spend, claimed.serial, now, version)
 
     def _firmware_findings(
-        self, device: DeviceRecord | None, firmware: tuple[str, bytes] | None
+        self,
+        device: DeviceRecord | None,
+        firmware: tuple[str, bytes] | None,
+        release: FirmwareRelease | None,
+        floor: int | None,
     ) -> list[Finding]:
         if self._firmware is None or device is None:
             return []
@@ -156,25 +183,14 @@ class AttestationService:
             ]
         version, measurement = firmware
         return list(
-            firmware_findings(
+            release_findings(
+                release,
                 product=device.product,
                 version=version,
                 measurement=measurement,
-                allow_list=self._firmware,
-                floor=self._records.security_floor(device.serial),
+                floor=floor,
             )
         )
-
-    def _security_version(
-        self, device: DeviceRecord | None, firmware: tuple[str, bytes] | None, passed: set[str]
-    ) -> int | None:
-        """The security version of firmware the unit proved it runs (every check passed)."""
-        if device is None or firmware is None or self._firmware is None:
-            return None
-        if not {"firmware.allowed", "chain.valid", "signature.valid", "nonce.valid"} <= passed:
-            return None
-        release = self._firmware.release(device.product, firmware[0])
-        return release.security_version if release is not None else None
 
     def _chain_finding(
         self, leaf: x509.Certificate, intermediates: Sequence[x509.Certificate], now: datetime
@@ -223,6 +239,15 @@ def _claimed(evidence: bytes, signature: bytes | None) -> _Claimed:
         return True
 
     return _Claimed(parsed.nonce, parsed.serial, signed_ok, None)
+
+
+def _security_version(release: FirmwareRelease | None, passed: set[str]) -> int | None:
+    """The security version of firmware the unit proved it runs (every check passed)."""
+    if release is None:
+        return None
+    if not {"firmware.allowed", "chain.valid", "signature.valid", "nonce.valid"} <= passed:
+        return None
+    return release.security_version
 
 
 def _signature_finding(

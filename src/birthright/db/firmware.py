@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any, cast
 
-from sqlalchemy import select
+from sqlalchemy import Table, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from birthright.attest.firmware import FirmwareRelease, ReleaseStatus, SignedManifest
@@ -109,14 +110,66 @@ class SqlFirmwareReleases:
             return _release(row)
 
 
+_RELEASES = cast(Table, FirmwareReleaseRow.__table__)
+#: A release's columns labelled ``release_*``, to read it in one statement beside other rows;
+#: ``labelled_release`` takes them back out of the row.
+RELEASE_COLUMNS = tuple(
+    _RELEASES.c[name].label(f"release_{name}")
+    for name in (
+        "product",
+        "version",
+        "measurement",
+        "security_version",
+        "status",
+        "published_at",
+        "block_reason",
+    )
+)
+
+
+def labelled_release(row: Any) -> FirmwareRelease | None:
+    """The release in a row read with ``RELEASE_COLUMNS`` (None when an outer join found none)."""
+    if row.release_product is None:
+        return None
+    return _release_of(
+        row.release_product,
+        row.release_version,
+        row.release_measurement,
+        row.release_security_version,
+        row.release_status,
+        row.release_published_at,
+        row.release_block_reason,
+    )
+
+
 def _release(row: FirmwareReleaseRow) -> FirmwareRelease:
-    status: ReleaseStatus = "blocked" if row.status == "blocked" else "allowed"
+    return _release_of(
+        row.product,
+        row.version,
+        row.measurement,
+        row.security_version,
+        row.status,
+        row.published_at,
+        row.block_reason,
+    )
+
+
+def _release_of(
+    product: str,
+    version: str,
+    measurement: bytes,
+    security_version: int,
+    status: str,
+    published_at: datetime,
+    reason: str | None,
+) -> FirmwareRelease:
+    state: ReleaseStatus = "blocked" if status == "blocked" else "allowed"
     return FirmwareRelease(
-        product=row.product,
-        version=row.version,
-        measurement=row.measurement,
-        security_version=row.security_version,
-        status=status,
-        published_at=_utc(row.published_at),
-        reason=row.block_reason,
+        product=product,
+        version=version,
+        measurement=measurement,
+        security_version=security_version,
+        status=state,
+        published_at=_utc(published_at),
+        reason=reason,
     )
