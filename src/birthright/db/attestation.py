@@ -152,7 +152,7 @@ class SqlAttestationRecords:
     def device(self, serial: str) -> DeviceRecord | None:
         with self._sessions() as s:
             row = s.connection().execute(_DEVICE, {"b_serial": serial}).first()
-            return _device(row) if row is not None else None
+            return device_from_row(row) if row is not None else None
 
     def spend_and_read(
         self, nonce: str | None, serial: str, now: datetime, firmware_version: str | None
@@ -172,7 +172,7 @@ class SqlAttestationRecords:
             if row is None:
                 return UnitState(outcome, None, None, None)
             release = labelled_release(row) if firmware_version is not None else None
-            return UnitState(outcome, _device(row), row.security_version_high, release)
+            return UnitState(outcome, device_from_row(row), row.security_version_high, release)
 
     def security_floor(self, serial: str) -> int | None:
         with self._sessions() as s:
@@ -216,11 +216,6 @@ class SqlAttestationRecords:
                     ),
                     now,
                 )
-
-
-def _device(row: object) -> DeviceRecord:
-    """A ``devices`` row read with Core: it has every attribute of a ``DeviceRow``."""
-    return device_from_row(cast(DeviceRow, row))
 
 
 def _remember_firmware(
