@@ -22,7 +22,6 @@ from typing import Any, TypeVar
 from sqlalchemy import (
     ColumnElement,
     and_,
-    case,
     distinct,
     func,
     literal_column,
@@ -32,6 +31,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session
 
+from birthright.db import reconcile_sets as sets
 from birthright.db.models import (
     AlertRow,
     AuditEventRow,
@@ -42,7 +42,6 @@ from birthright.db.models import (
 )
 from birthright.reconcile.report import (
     AlertItem,
-    Exception_,
     Figures,
     HourlyCount,
     WorkOrderFigures,
@@ -88,13 +87,17 @@ def compute_figures(s: Session, day: date | None, timings: dict[str, float]) -> 
 
     orders = timed("work_orders", _work_orders)
     minted = timed("minted_per_bucket", _minted_per_order_and_bucket)
+    at, shipped = window.at(DeviceRow.enrolled_at), window.shipped(ShipmentRow.ship_date)
+    plan = timed("plan", lambda s, _w: sets.choose_plan(s, at, shipped, day is None))
     figures = Figures(
         work_orders=_with_minted(orders, minted, day),
         exceptions=(
-            *timed("enrolled_not_shipped", _enrolled_not_shipped),
-            *timed("shipped_not_enrolled", _shipped_not_enrolled),
-            *timed("shipped_twice", _shipped_twice),
-            *timed("foreign_chip", _foreign_chips),
+            *timed("enrolled_not_shipped", lambda s, _w: sets.enrolled_not_shipped(s, at, plan)),
+            *timed(
+                "shipped_not_enrolled", lambda s, _w: sets.shipped_not_enrolled(s, shipped, plan)
+            ),
+            *timed("shipped_twice", lambda s, w: sets.shipped_twice(s, shipped if w.day else None)),
+            *timed("foreign_chip", lambda s, _w: sets.foreign_chips(s, at, plan)),
         ),
         refused_by_code=timed("refusals", _refusals),
         alerts=timed("alerts", _alerts),
@@ -145,9 +148,11 @@ def _work_orders(s: Session, w: Window) -> tuple[WorkOrderFigures, ...]:
         .outerjoin(all_time, all_time.c.wo == wo.work_order_id)
         .outerjoin(shipped, shipped.c.wo == wo.work_order_id)
     )
+    with sets.groups_in_index_order(s):
+        rows = s.execute(query).all()
     return tuple(
         WorkOrderFigures(str(r[0]), str(r[1]), str(r[2]), int(r[3]), 0, int(r[4]), int(r[5]))
-        for r in s.execute(query)
+        for r in rows
     )
 
 
@@ -227,55 +232,6 @@ def _per_line(
             site, line = where[order]
             per_line[(site, line, bucket)] += n
     return tuple(HourlyCount(site, line, b, n) for (site, line, b), n in per_line.items())
-
-
-def _exceptions(kind: str, rows: Iterable[Any]) -> list[Exception_]:
-    return [Exception_(kind, str(r[0]), r[1], str(r[2]) if len(r) > 2 else "") for r in rows]
-
-
-def _enrolled_not_shipped(s: Session, w: Window) -> list[Exception_]:
-    d, sh = DeviceRow, ShipmentRow
-    shipped = select(sh.serial).where(sh.serial == d.serial).exists()
-    query = (
-        select(d.serial, d.work_order_id).where(w.at(d.enrolled_at), ~shipped).order_by(d.serial)
-    )
-    return _exceptions("enrolled_not_shipped", s.execute(query))
-
-
-def _shipped_not_enrolled(s: Session, w: Window) -> list[Exception_]:
-    d, sh = DeviceRow, ShipmentRow
-    enrolled = select(d.serial).where(d.serial == sh.serial).exists()
-    query = (
-        select(sh.serial, func.min(sh.work_order_id))
-        .where(w.shipped(sh.ship_date), ~enrolled)
-        .group_by(sh.serial)
-        .order_by(sh.serial)
-    )
-    return _exceptions("shipped_not_enrolled", s.execute(query))
-
-
-def _shipped_twice(s: Session, w: Window) -> list[Exception_]:
-    """Serials with more than one shipment, one of them in the window: one ordered pass over
-    ``ix_shipments_by_serial`` (a second step probing the day measured slower on PostgreSQL,
-    whose planner cannot know how few serials the first step keeps)."""
-    sh = ShipmentRow
-    query = select(sh.serial, func.min(sh.work_order_id), func.count()).group_by(sh.serial)
-    condition = func.count() > 1
-    if w.day is not None:
-        in_window = func.max(case((sh.ship_date == w.day, 1), else_=0))
-        condition = and_(condition, in_window == 1)
-    return _exceptions("shipped_twice", s.execute(query.having(condition).order_by(sh.serial)))
-
-
-def _foreign_chips(s: Session, w: Window) -> list[Exception_]:
-    d, c = DeviceRow, ChipDeliveryRow
-    delivered = select(c.chip_id).where(c.chip_id == d.chip_id).exists()
-    query = (
-        select(d.serial, d.work_order_id, d.chip_id)
-        .where(w.at(d.enrolled_at), ~delivered)
-        .order_by(d.serial)
-    )
-    return _exceptions("foreign_chip", s.execute(query))
 
 
 def _chips_delivered(s: Session, _w: Window) -> int:
