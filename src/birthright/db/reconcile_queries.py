@@ -89,14 +89,26 @@ def compute_figures(s: Session, day: date | None, timings: dict[str, float]) -> 
     minted = timed("minted_per_bucket", _minted_per_order_and_bucket)
     at, shipped = window.at(DeviceRow.enrolled_at), window.shipped(ShipmentRow.ship_date)
     plan = timed("plan", lambda s, _w: sets.choose_plan(s, at, shipped, day is None))
+    if s.get_bind().dialect.name == "postgresql":
+        never_shipped, never_enrolled, twice = timed(
+            "serials", lambda s, _w: sets.serial_exceptions_postgres(s, at, shipped)
+        )
+    else:
+        never_shipped = timed(
+            "enrolled_not_shipped", lambda s, _w: sets.enrolled_not_shipped(s, at, plan)
+        )
+        never_enrolled = timed(
+            "shipped_not_enrolled", lambda s, _w: sets.shipped_not_enrolled(s, shipped, plan)
+        )
+        twice = timed(
+            "shipped_twice", lambda s, w: sets.shipped_twice(s, shipped if w.day else None)
+        )
     figures = Figures(
         work_orders=_with_minted(orders, minted, day),
         exceptions=(
-            *timed("enrolled_not_shipped", lambda s, _w: sets.enrolled_not_shipped(s, at, plan)),
-            *timed(
-                "shipped_not_enrolled", lambda s, _w: sets.shipped_not_enrolled(s, shipped, plan)
-            ),
-            *timed("shipped_twice", lambda s, w: sets.shipped_twice(s, shipped if w.day else None)),
+            *never_shipped,
+            *never_enrolled,
+            *twice,
             *timed("foreign_chip", lambda s, _w: sets.foreign_chips(s, at, plan)),
         ),
         refused_by_code=timed("refusals", _refusals),
