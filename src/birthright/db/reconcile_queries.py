@@ -5,8 +5,8 @@ Each statement is shaped for an index (migration 0010): a day of enrollments is 
 from ``ix_shipments_day`` (ship date, work order, serial); double shipments from
 ``ix_shipments_by_serial`` in serial order; all-time counts from ``ix_shipments_order_serial``.
 The anti-joins (enrolled and never shipped, shipped and never enrolled, chips nobody delivered)
-are NOT EXISTS over the unique indexes of the other side: index probes on SQLite, merge
-anti-joins streaming both indexes in order on PostgreSQL. Measured at 10M in bench/reconcile.py.
+merge the indexes of both sides in order (``reconcile_sets``): ``EXCEPT`` merges on SQLite,
+merge (anti-)joins on PostgreSQL. Measured at 1M and 10M in bench/reconcile.py.
 """
 
 from __future__ import annotations
@@ -77,6 +77,9 @@ def compute_figures(s: Session, day: date | None, timings: dict[str, float]) -> 
         # bounded memory (a hash of 10M serials takes ~600 MB) and measured faster at 10M.
         s.execute(text(f"SET LOCAL work_mem = '{WORK_MEM}'"))
         s.execute(text("SET LOCAL enable_hashjoin = off"))
+        # Scans and merges with trivial expressions: compiling them (jit_above_cost) costs
+        # more than it saves.
+        s.execute(text("SET LOCAL jit = off"))
     window = Window(day)
 
     def timed(name: str, query: Callable[[Session, Window], T]) -> T:

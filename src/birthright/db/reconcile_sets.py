@@ -1,13 +1,16 @@
 """The reconciliation's exception lists: set differences in SQL, shaped per database.
 
-PostgreSQL runs each anti-join as a merge anti-join over the unique indexes of both sides
-(``compute_figures`` turns hash joins off). SQLite has no merge join, but its compound
-``EXCEPT`` with ``ORDER BY`` merges two index scans in order (``MERGE (EXCEPT)``): at
-1,000,000 serials 0.075 s against 0.22 s for a ``NOT EXISTS`` probe per row. The merge reads
-the whole of both indexes, so it is used when the window holds a good part of the table (all
-time, a busy first day); a quiet day among years of history keeps one probe per unit of the
-day (``Plan``). Both forms return the same rows; tests/integration/test_reconcile_sets.py
-runs each on the same data.
+SQLite has no merge join, but its compound ``EXCEPT`` with ``ORDER BY`` merges two index
+scans in order (``MERGE (EXCEPT)``): at 1,000,000 serials 0.075 s against 0.22 s for a
+``NOT EXISTS`` probe per row. The merge reads the whole of both indexes, so it is used when the
+window holds a good part of the table (all time, a busy first day); a quiet day among years of
+history keeps one probe per unit of the day (``Plan``). The few serials the merge finds are
+then looked up for their window and work order.
+
+PostgreSQL merges too (``compute_figures`` turns hash joins off): the three serial lists in one
+merge full join (``serial_exceptions_postgres``), foreign chips as an all-time merge anti-join
+over the two chip-id indexes, then the window. Every form returns the same rows as the plain
+``NOT EXISTS`` one; tests/integration/test_reconcile_sets.py runs each on the same data.
 """
 
 from __future__ import annotations
@@ -29,7 +32,8 @@ MERGE_FACTOR = 3
 
 @dataclass(frozen=True)
 class Plan:
-    """Which SQLite form each anti-join takes (PostgreSQL ignores it)."""
+    """Which form each anti-join takes: the merge over both whole indexes, or one probe per
+    row of the window."""
 
     merge_devices: bool = False  # devices of the window against shipments / chip deliveries
     merge_shipments: bool = False  # shipments of the window against devices
@@ -38,9 +42,9 @@ class Plan:
 def choose_plan(
     s: Session, at: ColumnElement[bool], shipped: ColumnElement[bool], all_time: bool
 ) -> Plan:
-    """Merge when the window is a large part of the table. Sizes from the indexes: the window's
-    rows are counted on ``ix_devices_reconcile``/``ix_shipments_day``, the table's estimated
-    from the largest row id (one index descent)."""
+    """Merge when the window holds at least a third of the devices. The devices are estimated
+    from the largest row id (one index descent), the window's rows counted on
+    ``ix_devices_reconcile``/``ix_shipments_day`` up to that third."""
     if s.get_bind().dialect.name != "sqlite":
         # PostgreSQL's day plans read the whole serial/chip index anyway (a filtered index
         # scan, heap included): the all-time anti-join over the index alone never loses.
@@ -49,11 +53,15 @@ def choose_plan(
         return Plan(merge_devices=True, merge_shipments=True)
     d, sh = DeviceRow, ShipmentRow
     devices_total = int(s.execute(select(func.coalesce(func.max(d.id), 0))).scalar_one())
-    day_devices = int(s.execute(select(func.count()).select_from(d).where(at)).scalar_one())
-    day_shipments = int(s.execute(select(func.count()).select_from(sh).where(shipped)).scalar_one())
+    enough = devices_total // MERGE_FACTOR + 1  # counting stops there
+
+    def at_least_enough(rows: Any) -> bool:
+        counted = select(func.count()).select_from(rows.limit(enough).subquery())
+        return int(s.execute(counted).scalar_one()) >= enough
+
     return Plan(
-        merge_devices=day_devices * MERGE_FACTOR >= devices_total,
-        merge_shipments=day_shipments * MERGE_FACTOR >= devices_total,
+        merge_devices=at_least_enough(select(d.id).where(at)),
+        merge_shipments=at_least_enough(select(sh.id).where(shipped)),
     )
 
 
