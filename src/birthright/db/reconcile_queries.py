@@ -92,7 +92,9 @@ def compute_figures(s: Session, day: date | None, timings: dict[str, float]) -> 
     minted = timed("minted_per_bucket", _minted_per_order_and_bucket)
     at, shipped = window.at(DeviceRow.enrolled_at), window.shipped(ShipmentRow.ship_date)
     plan = timed("plan", lambda s, _w: sets.choose_plan(s, at, shipped, day is None))
-    if s.get_bind().dialect.name == "postgresql":
+    if s.get_bind().dialect.name == "postgresql" and plan.merge_devices:
+        # A busy window: one merge full join over all serials. A quiet day among a long
+        # history keeps the separate queries, two of them probing only the day's units.
         never_shipped, never_enrolled, twice = timed(
             "serials", lambda s, _w: sets.serial_exceptions_postgres(s, at, shipped)
         )

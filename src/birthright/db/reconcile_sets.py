@@ -8,9 +8,10 @@ history keeps one probe per unit of the day (``Plan``). The few serials the merg
 then looked up for their window and work order.
 
 PostgreSQL merges too (``compute_figures`` turns hash joins off): the three serial lists in one
-merge full join (``serial_exceptions_postgres``), foreign chips as an all-time merge anti-join
-over the two chip-id indexes, then the window. Every form returns the same rows as the plain
-``NOT EXISTS`` one; tests/integration/test_reconcile_sets.py runs each on the same data.
+merge full join (``serial_exceptions_postgres``); foreign chips, with the same ``Plan``, as an
+all-time merge anti-join over the two chip-id indexes, then the window. Every form returns the
+same rows as the plain ``NOT EXISTS`` one; tests/integration/test_reconcile_sets.py runs each
+on the same data.
 """
 
 from __future__ import annotations
@@ -44,11 +45,8 @@ def choose_plan(
 ) -> Plan:
     """Merge when the window holds at least a third of the devices. The devices are estimated
     from the largest row id (one index descent), the window's rows counted on
-    ``ix_devices_reconcile``/``ix_shipments_day`` up to that third."""
-    if s.get_bind().dialect.name != "sqlite":
-        # PostgreSQL's day plans read the whole serial/chip index anyway (a filtered index
-        # scan, heap included): the all-time anti-join over the index alone never loses.
-        return Plan(merge_devices=True)
+    ``ix_devices_reconcile``/``ix_shipments_day`` up to that third. On PostgreSQL only the
+    chip-id anti-join takes the plan (the serial lists are one merge full join there)."""
     if all_time:
         return Plan(merge_devices=True, merge_shipments=True)
     d, sh = DeviceRow, ShipmentRow
@@ -59,9 +57,10 @@ def choose_plan(
         counted = select(func.count()).select_from(rows.limit(enough).subquery())
         return int(s.execute(counted).scalar_one()) >= enough
 
+    sqlite = s.get_bind().dialect.name == "sqlite"
     return Plan(
         merge_devices=at_least_enough(select(d.id).where(at)),
-        merge_shipments=at_least_enough(select(sh.id).where(shipped)),
+        merge_shipments=sqlite and at_least_enough(select(sh.id).where(shipped)),
     )
 
 
