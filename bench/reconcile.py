@@ -13,9 +13,12 @@ Shipments therefore hold N rows, chip deliveries N - N/10,000. Units are enrolle
 order through the day, as a line mints them.
 
 Then the repository's own ``ReconcileStore.figures`` runs for the day (every unit was enrolled
-and shipped that day) and for all time; the figures are checked against the expected counts;
-time per query and the peak memory of this process (``ru_maxrss``) are printed. On
-PostgreSQL the server's memory is not in that figure (its ``work_mem`` is set per query).
+and shipped that day) and for all time, ``--runs`` times each (3; the median is the figure);
+the figures are checked against the expected counts; time per query and the peak memory of
+this process (``ru_maxrss``) are printed. On PostgreSQL the server's memory is not in that
+figure (its ``work_mem`` is set per query). The reference, ``sort | comm`` of the two lists,
+runs as many times after them, and its median is the one compared: one run of either moves
+by ± 50 % on a shared machine.
 
 Run: ``python -m bench.reconcile --rows 10000000`` (SQLite in a temporary folder, and
 PostgreSQL when ``BIRTHRIGHT_BENCH_DATABASE_URL`` is set; ``--db sqlite|postgres`` picks one).
@@ -26,6 +29,7 @@ from __future__ import annotations
 import argparse
 import os
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -232,7 +236,20 @@ def _child_peak_rss(command: list[str], *, env: dict[str, str]) -> float:
     return int(done.stdout.split()[-1]) / 1024
 
 
-def run(name: str, url: str, rows: int, folder: Path) -> list[Figure]:
+def _spread(name: str, values: list[float], note: str) -> Figure:
+    """Median, min and max of repeated runs, as ``bench.common.figure`` records them."""
+    return Figure(
+        name,
+        "s",
+        statistics.median(values),
+        min(values),
+        max(values),
+        len(values),
+        note=note,
+    )
+
+
+def run(name: str, url: str, rows: int, folder: Path, runs: int) -> list[Figure]:
     from birthright.db.engine import make_sessionmaker
     from birthright.db.reconcile import ReconcileStore
     from birthright.reconcile.render import to_json
@@ -246,25 +263,30 @@ def run(name: str, url: str, rows: int, folder: Path) -> list[Figure]:
     out: list[Figure] = [once(f"reconcile.{name}.load_{rows}", "s", loaded)]
     timed: list[Figure] = []
     for label, day in (("day", DAY), ("all_time", None)):
-        timings: dict[str, float] = {}
-        start = time.perf_counter()
-        figures = store.figures(day, timings=timings)
-        elapsed = time.perf_counter() - start
-        report = assemble(figures, day=day, now=datetime.now(UTC))
-        size = len(to_json(report))
-        counts = {k: len(v) for k, v in report.exceptions.items()}
-        if counts != expected(rows):
-            raise SystemExit(f"{name} {label}: wrong figures {counts} != {expected(rows)}")
-        if report.total.minted != rows:
-            raise SystemExit(f"{name} {label}: minted {report.total.minted} != {rows}")
-        detail = ", ".join(f"{k} {v:.2f}s" for k, v in timings.items())
-        print(f"{name} {label}: {elapsed:.2f} s ({detail}); JSON {size:,} bytes")
-        timed.append(once(f"reconcile.{name}.{label}_{rows}", "s", elapsed, note=detail))
+        times: list[float] = []
+        for _ in range(runs):
+            timings: dict[str, float] = {}
+            start = time.perf_counter()
+            figures = store.figures(day, timings=timings)
+            times.append(time.perf_counter() - start)
+            report = assemble(figures, day=day, now=datetime.now(UTC))
+            size = len(to_json(report))
+            counts = {k: len(v) for k, v in report.exceptions.items()}
+            if counts != expected(rows):
+                raise SystemExit(f"{name} {label}: wrong figures {counts} != {expected(rows)}")
+            if report.total.minted != rows:
+                raise SystemExit(f"{name} {label}: minted {report.total.minted} != {rows}")
+            detail = ", ".join(f"{k} {v:.2f}s" for k, v in timings.items())
+            print(f"{name} {label}: {times[-1]:.2f} s ({detail}); JSON {size:,} bytes")
+        timed.append(_spread(f"reconcile.{name}.{label}_{rows}", times, note=detail))
     rss = once(f"reconcile.{name}.peak_rss_{rows}", "MiB", maxrss_mib())
     # The reference after our own figures, so its export does not count in our peak RSS.
     enrolled, shipped = export_serials(engine, folder)
-    reference, reference_rss = sort_comm(enrolled, shipped, folder)
-    print(f"{name}: sort | comm of the two lists {reference:.1f} s, {reference_rss:.0f} MiB")
+    references = [sort_comm(enrolled, shipped, folder) for _ in range(runs)]
+    for seconds, peak in references:
+        print(f"{name}: sort | comm of the two lists {seconds:.2f} s, {peak:.0f} MiB")
+    reference = statistics.median(seconds for seconds, _ in references)
+    reference_rss = max(peak for _, peak in references)
     for figure in timed:
         figure.reference, figure.reference_median = "sort | comm", reference
         figure.ratio = figure.median / reference
@@ -279,9 +301,17 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, default=1_000_000, help="enrolled serials (N)")
     parser.add_argument("--db", choices=("sqlite", "postgres", "both"), default="both")
+    parser.add_argument(
+        "--runs",
+        type=int,
+        default=3,
+        help="reports of each period, and sort | comm runs; the medians are compared",
+    )
     args = parser.parse_args(argv)
     if args.rows < EVERY:
         parser.error(f"--rows must be at least {EVERY}")
+    if args.runs < 1:
+        parser.error("--runs must be at least 1")
     pg_url = os.environ.get("BIRTHRIGHT_BENCH_DATABASE_URL", "")
     figures: list[Figure] = []
     targets: list[tuple[str, Callable[[Path], str]]] = []
@@ -294,7 +324,7 @@ def main(argv: list[str] | None = None) -> None:
             parser.error("set BIRTHRIGHT_BENCH_DATABASE_URL to a PostgreSQL database")
     for name, url_for in targets:
         with tempfile.TemporaryDirectory(prefix="bench-reconcile-") as tmp:
-            figures += run(name, url_for(Path(tmp)), args.rows, Path(tmp))
+            figures += run(name, url_for(Path(tmp)), args.rows, Path(tmp), args.runs)
     print_table(figures)
     record(figures)
 
