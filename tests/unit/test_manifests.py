@@ -113,6 +113,19 @@ def test_a_bad_header_rejects_the_file(header: str) -> None:
         shipments(header + GOOD)
 
 
+@pytest.mark.parametrize(
+    ("text", "fmt"),
+    [(HEADER, "csv"), ("[]", "json"), ('{"records": []}', "json"), ("\n\n", "jsonl")],
+    ids=["csv-header-only", "json-empty-array", "json-empty-records", "jsonl-blank"],
+)
+def test_a_manifest_of_no_records_is_refused(text: str, fmt: Format) -> None:
+    with pytest.raises(ManifestError, match="no records") as refused:
+        shipments(text, fmt)
+    assert refused.value.code == "manifest_empty"
+    with pytest.raises(ManifestError, match="no records"):
+        parse_chip_deliveries(io.BytesIO(b"[]"), "json")
+
+
 def test_a_file_over_the_limit_is_refused() -> None:
     data = HEADER + GOOD * 100
     assert len(shipments(data, max_bytes=len(data)).records) == 1  # 99 duplicates
@@ -191,5 +204,10 @@ def test_random_bytes_parse_or_reject_cleanly(data: bytes, fmt: Format) -> None:
 def test_random_csv_rows_after_a_good_header_never_crash(rows: list[list[str]]) -> None:
     out = io.StringIO()
     csv.writer(out).writerows(rows)
-    parsed = shipments(HEADER + out.getvalue())
+    try:
+        parsed = shipments(HEADER + out.getvalue())
+    except ManifestError as e:  # nothing but blank rows after the header
+        assert e.code == "manifest_empty"
+        assert all(not any(row) for row in rows)
+        return
     assert len(parsed.records) + len(parsed.errors) <= len(rows) + 1

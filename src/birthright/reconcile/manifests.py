@@ -260,6 +260,13 @@ def _chip(line: int, fields: Mapping[str, object]) -> ChipDelivery:
     )
 
 
+def _parsed(records: list[R], errors: list[RowError]) -> Parsed[R]:
+    if not records and not errors:
+        # An upload of nothing is a mistake (wrong file, wrong format), never a manifest.
+        raise ManifestError("the file holds no records", code="manifest_empty")
+    return Parsed(tuple(records), tuple(errors))
+
+
 def parse_shipments(
     stream: IO[bytes], fmt: Format = "csv", *, max_bytes: int = DEFAULT_MAX_BYTES
 ) -> Parsed[Shipment]:
@@ -286,7 +293,7 @@ def parse_shipments(
             continue
         seen[shipment.key] = line
         records.append(shipment)
-    return Parsed(tuple(records), tuple(errors))
+    return _parsed(records, errors)
 
 
 def parse_chip_deliveries(
@@ -310,4 +317,4 @@ def parse_chip_deliveries(
             continue
         seen[chip.chip_id] = line
         records.append(chip)
-    return Parsed(tuple(records), tuple(errors))
+    return _parsed(records, errors)
