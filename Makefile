@@ -7,7 +7,7 @@ APT_PACKAGES := softhsm2 opensc openssl curl swtpm swtpm-tools libtss2-dev pkg-c
   libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 fonts-dejavu-core poppler-utils chromium
 WORKSPACE ?= demo-workspace
 DEVICES ?= 25
-RECONCILE_ROWS ?= 1000000
+RECONCILE_ROWS ?= 10000000
 
 .PHONY: setup system-deps venv demo test redteam fuzz bench lint typecheck clean
 
