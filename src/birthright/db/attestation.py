@@ -11,7 +11,7 @@ import json
 from datetime import datetime
 from typing import cast
 
-from sqlalchemy import Connection, Table, and_, bindparam, case, insert, or_, select, update
+from sqlalchemy import Connection, and_, bindparam, case, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -26,17 +26,18 @@ from birthright.db.models import (
     DeviceRow,
     FirmwareReleaseRow,
     NonceRow,
+    table_of,
 )
 from birthright.db.repository import _utc, append_audit, device_from_row, unit_of_work
 from birthright.enrollment.model import DeviceRecord
 from birthright.types import Nonce, ProductSerial
 
-_NONCES = cast(Table, NonceRow.__table__)
-_DEVICES = cast(Table, DeviceRow.__table__)
-_FIRMWARE = cast(Table, DeviceFirmwareRow.__table__)
-_CONTACTS = cast(Table, DeviceContactRow.__table__)
-_ATTESTATIONS = cast(Table, AttestationRow.__table__)
-_RELEASES = cast(Table, FirmwareReleaseRow.__table__)
+_NONCES = table_of(NonceRow)
+_DEVICES = table_of(DeviceRow)
+_FIRMWARE = table_of(DeviceFirmwareRow)
+_CONTACTS = table_of(DeviceContactRow)
+_ATTESTATIONS = table_of(AttestationRow)
+_RELEASES = table_of(FirmwareReleaseRow)
 
 #: Every time the hot path writes or compares, typed as the columns are (SQLite stores text).
 _NOW = bindparam("b_now", type_=_NONCES.c.used_at.type)

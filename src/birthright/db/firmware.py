@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import Table, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from birthright.attest.firmware import FirmwareRelease, ReleaseStatus, SignedManifest
 from birthright.audit.events import AuditEvent
-from birthright.db.models import FirmwareReleaseRow
+from birthright.db.models import FirmwareReleaseRow, table_of
 from birthright.db.repository import _utc, append_audit, unit_of_work
 from birthright.errors import ConflictError, NotFoundError
 
@@ -110,7 +110,7 @@ class SqlFirmwareReleases:
             return _release(row)
 
 
-_RELEASES = cast(Table, FirmwareReleaseRow.__table__)
+_RELEASES = table_of(FirmwareReleaseRow)
 #: A release's columns labelled ``release_*``, to read it in one statement beside other rows;
 #: ``labelled_release`` takes them back out of the row.
 RELEASE_COLUMNS = tuple(

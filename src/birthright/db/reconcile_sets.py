@@ -94,14 +94,23 @@ def _never_in(s: Session, key: str, other: Any) -> Any:
     return select(column).where(~select(other).where(other == column).exists())
 
 
-def enrolled_not_shipped(s: Session, at: ColumnElement[bool], plan: Plan) -> list[Exception_]:
-    d, sh = DeviceRow, ShipmentRow
+def _devices_absent_from(
+    s: Session, at: ColumnElement[bool], plan: Plan, key: str, other: Any, kind: str
+) -> list[Exception_]:
+    """Units of the window whose ``key`` (serial, chip id) the ``other`` column never holds."""
+    d = DeviceRow
+    mine = getattr(d, key)
     if plan.merge_devices:
-        absent: ColumnElement[bool] = d.serial.in_(_never_in(s, "serial", sh.serial))
+        absent: ColumnElement[bool] = mine.in_(_never_in(s, key, other))
     else:
-        absent = ~select(sh.serial).where(sh.serial == d.serial).exists()
-    query = select(d.serial, d.work_order_id).where(at, absent).order_by(d.serial)
-    return _exceptions("enrolled_not_shipped", s.execute(query))
+        absent = ~select(other).where(other == mine).exists()
+    columns = [d.serial, d.work_order_id] + ([mine] if key != "serial" else [])
+    query = select(*columns).where(at, absent).order_by(d.serial)
+    return _exceptions(kind, s.execute(query))
+
+
+def enrolled_not_shipped(s: Session, at: ColumnElement[bool], plan: Plan) -> list[Exception_]:
+    return _devices_absent_from(s, at, plan, "serial", ShipmentRow.serial, "enrolled_not_shipped")
 
 
 def shipped_not_enrolled(s: Session, shipped: ColumnElement[bool], plan: Plan) -> list[Exception_]:
@@ -142,13 +151,7 @@ def shipped_twice(s: Session, shipped: ColumnElement[bool] | None) -> list[Excep
 
 
 def foreign_chips(s: Session, at: ColumnElement[bool], plan: Plan) -> list[Exception_]:
-    d, c = DeviceRow, ChipDeliveryRow
-    if plan.merge_devices:
-        absent: ColumnElement[bool] = d.chip_id.in_(_never_in(s, "chip_id", c.chip_id))
-    else:
-        absent = ~select(c.chip_id).where(c.chip_id == d.chip_id).exists()
-    query = select(d.serial, d.work_order_id, d.chip_id).where(at, absent).order_by(d.serial)
-    return _exceptions("foreign_chip", s.execute(query))
+    return _devices_absent_from(s, at, plan, "chip_id", ChipDeliveryRow.chip_id, "foreign_chip")
 
 
 def serial_exceptions_postgres(

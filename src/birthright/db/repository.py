@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Any, cast
+from typing import Any
 
 from sqlalchemy import BindParameter, Row, Table, bindparam, func, insert, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
@@ -25,6 +25,7 @@ from birthright.db.models import (
     RevocationRow,
     StationRow,
     WorkOrderRow,
+    table_of,
 )
 from birthright.enrollment.model import Alert, DeviceRecord, Reservation, Station, WorkOrder
 from birthright.enrollment.ports import DuplicateRecord
@@ -104,13 +105,13 @@ def add_alert(session: Session, alert: Alert, now: datetime) -> None:
 
 
 def _table(model: type[Base]) -> Table:
-    return cast(Table, model.__table__)
+    return table_of(model)
 
 
 # Hot statements are built once: building and cache-keying a statement costs more than
 # executing it on SQLite.
-_HEAD = _table(AuditHeadRow)
-_EVENTS = _table(AuditEventRow)
+_HEAD = table_of(AuditHeadRow)
+_EVENTS = table_of(AuditEventRow)
 _SELECT_HEAD = select(_HEAD.c.seq, _HEAD.c.hash).where(_HEAD.c.id == 1).with_for_update()
 _INSERT_EVENT = insert(_EVENTS)
 _UPDATE_HEAD = update(_HEAD).where(_HEAD.c.id == 1)
@@ -151,11 +152,11 @@ def append_audit(session: Session, event: AuditEvent, now: datetime) -> None:
     conn.execute(_UPDATE_HEAD, {"seq": seq, "hash": digest})
 
 
-_DEVICES = _table(DeviceRow)
-_RESERVATIONS = _table(ReservationRow)
-_ORDERS = _table(WorkOrderRow)
-_STATIONS = _table(StationRow)
-_POLICIES = _table(ProductPolicyRow)
+_DEVICES = table_of(DeviceRow)
+_RESERVATIONS = table_of(ReservationRow)
+_ORDERS = table_of(WorkOrderRow)
+_STATIONS = table_of(StationRow)
+_POLICIES = table_of(ProductPolicyRow)
 _KEY: BindParameter[str] = bindparam("key")
 _SELECT_STATION = select(_STATIONS.c.site, _STATIONS.c.line, _STATIONS.c.status).where(
     _STATIONS.c.station_id == _KEY
@@ -169,7 +170,7 @@ _SELECT_RESERVATION = {
     for column in ("serial", "chip_id")
 }
 _SELECT_ORDER = select(_ORDERS).where(_ORDERS.c.work_order_id == _KEY)
-_HOOKS = _table(PolicyHookRow)
+_HOOKS = table_of(PolicyHookRow)
 _SELECT_HOOK = select(_HOOKS.c.product).where(_HOOKS.c.product == _KEY)
 _SELECT_GENUINE = select(_POLICIES.c.require_genuine_se).where(_POLICIES.c.product == _KEY)
 _NEXT_SERIAL = (

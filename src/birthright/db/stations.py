@@ -12,19 +12,19 @@ from __future__ import annotations
 import hashlib
 from datetime import datetime
 from functools import lru_cache
-from typing import Any, cast
+from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding
-from sqlalchemy import BindParameter, Table, bindparam, insert, select, update
+from sqlalchemy import BindParameter, bindparam, insert, select, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from birthright.audit.events import AuditEvent
 from birthright.ca.csr import key_fingerprint
 from birthright.db.engine import autocommit_reads
-from birthright.db.models import StationRequestRow, StationRow
+from birthright.db.models import StationRequestRow, StationRow, table_of
 from birthright.db.repository import add_alert, append_audit, unit_of_work
 from birthright.enrollment.model import Alert
 from birthright.enrollment.ports import DuplicateRecord
@@ -58,8 +58,8 @@ def station_record(row: Any) -> StationRecord:
     )
 
 
-_STATIONS = cast(Table, StationRow.__table__)
-_REQUESTS = cast(Table, StationRequestRow.__table__)
+_STATIONS = table_of(StationRow)
+_REQUESTS = table_of(StationRequestRow)
 _ID: BindParameter[str] = bindparam("b_station_id")
 _SELECT_RECORD = select(
     _STATIONS.c.station_id,
