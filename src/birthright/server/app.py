@@ -239,7 +239,7 @@ def create_app(backend: Backend) -> FastAPI:
     @app.exception_handler(sa_exc.TimeoutError)
     async def _database_away(request: Request, exc: Exception) -> JSONResponse:
         # A dropped connection, a restarting server, an exhausted pool: the request did not
-        # commit, a dead connection invalidates the pool, a retry will be answered.
+        # commit, the pool replaces dead connections (pre-ping), a retry will be answered.
         log.warning("database unavailable path=%s error=%s", request.url.path, type(exc).__name__)
         return _unavailable()
 
